@@ -1,0 +1,63 @@
+"""PSNR and SSIM by the field's protocol (as BasicSR computes them).
+
+Y of BT.601 *studio* range on the [0, 255] scale, predictions quantised to 8-bit levels,
+`crop` pixels removed on every side, computed per image and then averaged (never pooled over
+a batch). SSIM uses an 11x11 Gaussian window with sigma 1.5 (valid region only).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def metric_name(kind: str, scale: int, crop: int) -> str:
+    return f"{kind}-Y-box{scale}x-crop{crop}"
+
+
+def studio_y(y_full: torch.Tensor, quantise: bool = True) -> torch.Tensor:
+    """Full-range BT.601 luma in [0, 1] -> studio-range Y on [0, 255] (16 + 219 Y).
+    Equal to BasicSR's rgb2ycbcr(y_only=True) of the same RGB."""
+    y = 16.0 + 219.0 * y_full.double().clamp(0.0, 1.0)
+    return y.round() if quantise else y
+
+
+def rgb_to_studio_y(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1], channel dim -3 -> studio-range Y [.., 1, H, W] from 8-bit-rounded RGB."""
+    q = (rgb.double().clamp(0.0, 1.0) * 255.0).round()
+    r, g, b = q.unbind(-3)
+    return (16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0).unsqueeze(-3)
+
+
+def _crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    return x[..., crop:-crop, crop:-crop] if crop > 0 else x
+
+
+def psnr(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
+    """Per-image PSNR (dB) of [B, 1, H, W] images on the [0, 255] scale -> [B]."""
+    mse = (_crop(pred, crop).double() - _crop(ref, crop).double()).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
+
+
+def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
+    """Per-image SSIM of [B, 1, H, W] images on the [0, 255] scale -> [B]."""
+    x, y = _crop(pred, crop).double(), _crop(ref, crop).double()
+    w = _gaussian().to(x.device)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = F.conv2d(x, w), F.conv2d(y, w)
+    sxx = F.conv2d(x * x, w) - mx**2
+    syy = F.conv2d(y * y, w) - my**2
+    sxy = F.conv2d(x * y, w) - mx * my
+    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return m.mean(dim=(1, 2, 3))
+
+
+def bicubic_upscale(lr_rgb: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(lr_rgb.float(), size=size, mode="bicubic", align_corners=False).clamp(0, 1)

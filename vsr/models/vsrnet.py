@@ -1,0 +1,121 @@
+"""VSRNet with FlowNet2-SD motion compensation (Makansi et al. 2017, Fig. 1b; NVVL's example).
+
+Outer frames are backward-warped onto the centre frame with flow computed on the *low-res*
+input (the example used HR frames, which do not exist at test time), the warped luminance
+frames go through a shared 9x9 conv, are concatenated, and two more convs predict the centre
+frame's luminance at 4x. The degradation (4x4 box average, bilinear x4 back) happens here on
+the device, so every loader feeds identical tensors and the HR target is never overwritten.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vsr.models.flownet_sd import FlowNetSD, load_checkpoint
+from vsr.models.warp import warp
+
+SCALE = 4
+FLOW_MODES = ("frozen", "finetune", "none")
+
+
+def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of RGB in [0, 1] (channel dim -3), keeping a channel of size 1."""
+    r, g, b = rgb.unbind(-3)
+    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(-3)
+
+
+def degrade(hr: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
+    """[B, F, C, H, W] -> the LR frames (scale x scale box average) bilinearly upsampled back
+    onto the HR grid (align_corners=False). A new tensor; `hr` is untouched."""
+    B, Fr, C, H, W = hr.shape
+    x = hr.reshape(B * Fr, C, H, W)
+    lr = F.avg_pool2d(x, scale)
+    up = F.interpolate(lr, size=(H, W), mode="bilinear", align_corners=False)
+    return up.reshape(B, Fr, C, H, W)
+
+
+def _conv_bn(cin, cout, k):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.LeakyReLU(0.1))
+
+
+class VSRNet(nn.Module):
+    def __init__(self, frames: int = 3, features=(64, 32), flow_mode: str = "finetune",
+                 flownet_checkpoint: str | None = None, flownet_width: float = 1.0):
+        super().__init__()
+        if frames < 1 or frames % 2 == 0:
+            raise ValueError(f"frames must be odd, got {frames}")
+        if flow_mode not in FLOW_MODES:
+            raise ValueError(f"flownet.mode must be one of {FLOW_MODES}, got {flow_mode!r}")
+        if flow_mode == "frozen" and not flownet_checkpoint:
+            raise ValueError("flownet.mode: frozen needs flownet.checkpoint (a frozen random "
+                             "FlowNet is useless); use finetune or none")
+        self.frames, self.flow_mode = frames, flow_mode
+        f1, f2 = features
+        self.conv1 = _conv_bn(1, f1, 9)
+        self.conv2 = _conv_bn(f1 * frames, f2, 5)
+        self.conv3 = nn.Conv2d(f2, 1, 5, 1, 2)
+        nn.init.normal_(self.conv3.weight, 0.0, 0.1)
+        self.flownet = None
+        if flow_mode != "none":
+            self.flownet = FlowNetSD(flownet_width)
+            if flownet_checkpoint:
+                load_checkpoint(self.flownet, flownet_checkpoint)
+            else:
+                self.flownet.zero_init_flow()
+            if flow_mode == "frozen":
+                self.flownet.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.flownet is not None and self.flow_mode == "frozen":
+            self.flownet.eval()
+        return self
+
+    def sr_parameters(self):
+        return [p for n, p in self.named_parameters() if not n.startswith("flownet.")]
+
+    def align(self, lr_up: torch.Tensor, flow_src: torch.Tensor | None = None) -> torch.Tensor:
+        """Luma of every frame, outer frames warped onto the centre: [B, F, 1, H, W]."""
+        y = rgb_to_y(lr_up)
+        if self.flownet is None or self.frames == 1:
+            return y
+        src = lr_up if flow_src is None else flow_src
+        B, Fr = src.shape[:2]
+        c = Fr // 2
+        outer = [f for f in range(Fr) if f != c]
+        ref = src[:, c].repeat(len(outer), 1, 1, 1)
+        other = torch.cat([src[:, f] for f in outer], 0)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.flow_mode == "finetune"):
+            flow = self.flownet.flow(ref, other)  # [len(outer) * B, 2, H, W]
+        warped = warp(torch.cat([y[:, f] for f in outer], 0), flow).split(B, 0)
+        frames = list(warped)
+        frames.insert(c, y[:, c])
+        return torch.stack(frames, 1)
+
+    def forward(self, lr_up: torch.Tensor, flow_src: torch.Tensor | None = None) -> torch.Tensor:
+        """lr_up: bilinearly upsampled LR RGB frames [B, F, 3, H, W] in [0, 1] (H, W multiples
+        of 64) -> predicted HR luma of the centre frame [B, 1, H, W] in [0, 1] (fp32)."""
+        B, Fr, _, H, W = lr_up.shape
+        if Fr != self.frames:
+            raise ValueError(f"expected {self.frames} frames, got {Fr}")
+        if self.flownet is not None and (H % 64 or W % 64):
+            raise ValueError(f"frame size {H}x{W} must be a multiple of 64 for FlowNet-SD")
+        y = self.align(lr_up, flow_src)
+        feats = self.conv1(y.reshape(B * Fr, 1, H, W))
+        feats = feats.reshape(B, Fr * feats.shape[1], H, W)
+        return torch.sigmoid(self.conv3(self.conv2(feats)).float())
+
+
+def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
+    """HR frames [B, F, 3, H, W] -> (prediction, target, network input) lumas [B, 1, H, W].
+
+    The target is the HR centre luma, computed before and independently of the degradation.
+    flow_from='hr' reproduces the example (flow on HR frames) for comparison only."""
+    c = hr.shape[1] // 2
+    target = rgb_to_y(hr[:, c]).float()
+    lr_up = degrade(hr)
+    pred = model(lr_up, flow_src=hr if flow_from == "hr" else None)
+    return pred, target, rgb_to_y(lr_up[:, c]).float()

@@ -1,0 +1,102 @@
+"""System measurements during a run's steady state: the seed's "CPU load" (1-minute load
+average), CPU % of the process tree, peak host memory, GPU utilisation and memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psutil
+
+
+def _tree(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return [proc]
+
+
+def _nvml():
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:
+        return None
+
+
+class SysMon:
+    """Samples every `interval` seconds in a thread between start() and stop()."""
+
+    def __init__(self, interval: float = 0.5, gpu_index: int | None = None):
+        self.interval, self.gpu_index = interval, gpu_index
+        self.samples: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = None
+        self.proc = psutil.Process(os.getpid())
+        self.total = psutil.virtual_memory().total
+
+    def _sample(self, nv, handle) -> dict:
+        procs = _tree(self.proc)
+        cpu, mem = 0.0, 0
+        for p in procs:
+            try:
+                cpu += p.cpu_percent(None)
+                try:
+                    mem += p.memory_full_info().pss
+                except (psutil.AccessDenied, AttributeError):
+                    mem += p.memory_info().rss
+            except psutil.Error:
+                pass
+        s = {"t": time.time(), "load1": os.getloadavg()[0], "cpu_percent": cpu, "mem_bytes": mem,
+             "sys_mem_percent": psutil.virtual_memory().percent}
+        if handle is not None:
+            u = nv.nvmlDeviceGetUtilizationRates(handle)
+            s["gpu_util"] = float(u.gpu)
+            s["gpu_mem_bytes"] = float(nv.nvmlDeviceGetMemoryInfo(handle).used)
+        return s
+
+    def _run(self):
+        nv = _nvml() if self.gpu_index is not None else None
+        handle = nv.nvmlDeviceGetHandleByIndex(self.gpu_index) if nv else None
+        for p in _tree(self.proc):  # prime cpu_percent
+            try:
+                p.cpu_percent(None)
+            except psutil.Error:
+                pass
+        while not self._stop.wait(self.interval):
+            self.samples.append(self._sample(nv, handle))
+
+    def start(self) -> SysMon:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sysmon")
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        return self.summary()
+
+    def summary(self) -> dict:
+        s = self.samples
+        if not s:
+            return {"samples": 0}
+        mean = lambda k: sum(x[k] for x in s) / len(s)  # noqa: E731
+        out = {
+            "samples": len(s),
+            "seconds": s[-1]["t"] - s[0]["t"],
+            "load1_mean": mean("load1"),
+            "load1_max": max(x["load1"] for x in s),
+            "cpu_percent_mean": mean("cpu_percent"),
+            "peak_mem_gb": max(x["mem_bytes"] for x in s) / 1e9,
+            "peak_mem_percent": 100.0 * max(x["mem_bytes"] for x in s) / self.total,
+            "peak_sys_mem_percent": max(x["sys_mem_percent"] for x in s),
+            "cpu_count": psutil.cpu_count(),
+        }
+        if "gpu_util" in s[0]:
+            out["gpu_util_mean"] = mean("gpu_util")
+            out["gpu_mem_peak_gb"] = max(x["gpu_mem_bytes"] for x in s) / 1e9
+        return out
