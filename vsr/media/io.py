@@ -93,3 +93,13 @@ def atomic_dir(final: str | os.PathLike):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def link_source(src: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Use a local video as the source: checked readable, then symlinked (atomically)."""
+    probe(src)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.link")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(Path(src).resolve())
+    os.replace(tmp, out)

@@ -86,3 +86,28 @@ def dir_size_bytes(paths) -> int:
     return total
 
 
+
+
+def encode_frames(frames, out, fps: int, keyframe_interval=4, crf=18, preset="veryfast",
+                  bframes=0) -> int:
+    """Encode RGB uint8 frames with PyAV's libx264 using the same settings and tags as
+    `transcode` (for machines without an ffmpeg binary). Returns the frame count."""
+    n = 0
+    with atomic_path(out) as tmp:
+        with av.open(str(tmp), "w", format="mp4") as c:
+            st = c.add_stream("libx264", rate=fps)
+            st.pix_fmt = "yuv420p"
+            st.options = {"crf": str(crf), "preset": preset, "g": str(keyframe_interval),
+                          "keyint_min": str(keyframe_interval), "sc_threshold": "0",
+                          "bf": str(bframes)}
+            st.codec_context.colorspace = 6
+            st.codec_context.color_range = 1
+            for rgb in frames:
+                if n == 0:
+                    st.height, st.width = rgb.shape[:2]
+                for p in st.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    c.mux(p)
+                n += 1
+            for p in st.encode():
+                c.mux(p)
+    return n

@@ -114,8 +114,9 @@ def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
 
     The target is the HR centre luma, computed before and independently of the degradation.
     flow_from='hr' reproduces the example (flow on HR frames) for comparison only."""
+    hr = hr.float()  # the loader may deliver fp16/bf16; degradation and target stay fp32
     c = hr.shape[1] // 2
-    target = rgb_to_y(hr[:, c]).float()
+    target = rgb_to_y(hr[:, c])
     lr_up = degrade(hr)
     pred = model(lr_up, flow_src=hr if flow_from == "hr" else None)
     return pred, target, rgb_to_y(lr_up[:, c]).float()

@@ -1,0 +1,30 @@
+rule aggregate:
+    input:
+        metrics=expand(
+            "runs/{res}/{loader}_{precision}/metrics.jsonl",
+            res=list(STUDY),
+            loader=LOADERS,
+            precision=PRECISIONS,
+        ),
+        sysmon=expand(
+            "runs/{res}/{loader}_{precision}/sysmon.json",
+            res=list(STUDY),
+            loader=LOADERS,
+            precision=PRECISIONS,
+        ),
+        data=expand("data/{res}/.complete", res=list(STUDY)),
+    output:
+        table=report("results/table.md", category="Benchmark", caption="../report/table.rst"),
+        csv="results/benchmark.csv",
+        psnr=report("results/psnr.png", category="Plots", caption="../report/psnr.rst"),
+        loss=report(
+            "results/train_loss.png", category="Plots", caption="../report/loss.rst"
+        ),
+    log:
+        "logs/aggregate.log",
+    params:
+        study=config["study"],
+        png_workers=config["train"]["png_workers"],
+    localrule: True
+    script:
+        "../workflow/scripts/aggregate.py"

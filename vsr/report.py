@@ -1,0 +1,130 @@
+"""Aggregate training runs into results/table.md, results/benchmark.csv and the plots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from vsr.media.transcode import dir_size_bytes  # noqa: E402
+
+COLUMNS = [  # the seed's columns, in the seed's order, then ours
+    "Data loader", "Input resolution", "Crop size", "Numerical precision",
+    "PyTorch loader workers (.png only)", "Batch size", "CPU load", "Peak host memory (%)",
+    "Disk space for dataset (GB)", "Per iteration data time (ms)",
+    "Step time (ms)", "Images/s", "Val PSNR (dB)", "PSNR gain over bicubic (dB)", "Device",
+]
+
+
+def read_run(metrics_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    p = Path(metrics_path)
+    rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+    train = pd.DataFrame([r for r in rows if r["kind"] == "train"])
+    val = pd.DataFrame([r for r in rows if r["kind"] == "val"])
+    sysmon = json.loads((p.parent / "sysmon.json").read_text())
+    cfg = {}
+    loader, precision = p.parent.name.split("_", 1)
+    cfg.update(loader=loader, precision=precision, res=p.parent.parent.name)
+    return train, val, sysmon, cfg
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def build_rows(metrics_paths, study, png_workers, warmup: int = 1, data_root="data") -> pd.DataFrame:
+    study = {s["res"]: s for s in study}
+    out = []
+    for mp in metrics_paths:
+        train, val, mon, cell = read_run(mp)
+        s = study[cell["res"]]
+        warm = mon.get("warmup_iters", warmup)
+        steady = train[train["iter"] > warm] if (train["iter"] > warm).any() else train
+        data_dir = Path(data_root) / cell["res"] / ("scenes" if cell["loader"] == "nvvl" else "frames")
+        last = val.iloc[-1] if len(val) else {}
+        psnr_col = next((c for c in val.columns if c.startswith("model/psnr")), None)
+        crop = s.get("crop")
+        out.append({
+            "Data loader": "NVVL" if cell["loader"] == "nvvl" else ".png",
+            "Input resolution": cell["res"],
+            "Crop size": f"{crop[0]}x{crop[1]}" if crop else "none",
+            "Numerical precision": cell["precision"],
+            "PyTorch loader workers (.png only)": png_workers if cell["loader"] == "png" else "-",
+            "Batch size": s["batch"],
+            "CPU load": mon.get("load1_mean", float("nan")),
+            "Peak host memory (%)": mon.get("peak_mem_percent", float("nan")),
+            "Disk space for dataset (GB)": dir_size_bytes([data_dir]) / 1e9,
+            "Per iteration data time (ms)": steady["data_ms"].mean(),
+            "Step time (ms)": steady["step_ms"].mean(),
+            "Images/s": steady["images_per_s"].mean(),
+            "Val PSNR (dB)": last[psnr_col] if psnr_col else float("nan"),
+            "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan"))
+            if len(val) else float("nan"),
+            "Device": f"{mon.get('device', '?')} x{mon.get('world_size', 1)}",
+            # extra machine-readable columns for benchmark.csv
+            "cpu_percent": mon.get("cpu_percent_mean", float("nan")),
+            "peak_mem_gb": mon.get("peak_mem_gb", float("nan")),
+            "gpu_util_mean": mon.get("gpu_util_mean", float("nan")),
+            "data_ms_p95": steady["data_ms"].quantile(0.95),
+            "backend": mon.get("backend", ""),
+            "iterations": int(train["iter"].max()),
+            "run": str(Path(mp).parent),
+        })
+    return pd.DataFrame(out)
+
+
+def aggregate(metrics_paths, study, png_workers, output, data_root="data") -> pd.DataFrame:
+    df = build_rows(metrics_paths, study, png_workers, data_root=data_root)
+    Path(output.csv).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(output.csv, index=False)
+    device = ", ".join(sorted(set(df["Device"])))
+    header = (f"# VSRNet loader benchmark\n\nMeasured on {device}, "
+              f"{dt.date.today().isoformat()}, commit {_commit()}. CPU load = mean 1-minute load "
+              "average during the steady state; peak host memory = peak PSS of the run's "
+              "process tree as % of RAM; data time = mean wait for the next batch (device "
+              "synchronised).\n\n")
+    table = df[COLUMNS].to_markdown(index=False, floatfmt=".3g")
+    Path(output.table).write_text(header + table + "\n")
+    plot(metrics_paths, output.psnr, output.loss)
+    return df
+
+
+def plot(metrics_paths, psnr_png, loss_png) -> None:
+    fig1, ax1 = plt.subplots(figsize=(7, 4))
+    fig2, ax2 = plt.subplots(figsize=(7, 4))
+    bicubic = {}
+    for mp in metrics_paths:
+        train, val, _, cell = read_run(mp)
+        label = f"{cell['res']} {cell['loader']} {cell['precision']}"
+        ax2.plot(train["iter"], train["loss"], label=label)
+        col = next((c for c in val.columns if c.startswith("model/psnr")), None)
+        if col:
+            ax1.plot(val["iter"], val[col], marker="o", label=label)
+            bcol = col.replace("model/", "bicubic/")
+            bicubic[cell["res"]] = float(val[bcol].iloc[-1])
+            ax1.set_ylabel(col.split("/", 1)[1] + " (dB)")
+    for res, v in bicubic.items():
+        ax1.axhline(v, linestyle="--", color="gray")
+        ax1.annotate(f"bicubic {res}", (0, v), fontsize=7, color="gray")
+    ax1.set_xlabel("iteration")
+    ax1.set_title("validation PSNR")
+    ax2.set_xlabel("iteration")
+    ax2.set_ylabel("MSE on Y")
+    ax2.set_yscale("log")
+    ax2.set_title("training loss")
+    for fig, ax, path in ((fig1, ax1, psnr_png), (fig2, ax2, loss_png)):
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
