@@ -9,10 +9,10 @@ D=${VSR_DATA:-/tmp/vsrdata}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 what=${1:-all}
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.txt"
 if [ ! -f "$D/.ok" ]; then
-  python3 -m vsr.cli prepare --out "$D" --scenes 8 --seconds 5 --render 1920 1080 && touch "$D/.ok"
+  OMP_NUM_THREADS=1 python3 -m vsr.cli prepare --out "$D" --scenes 8 --seconds ${SECONDS_PER_SCENE:-3} --render 1920 1080 && touch "$D/.ok"
   du -sb "$D"/*/scenes "$D"/*/frames | tee "$OUT/disk.txt"
 fi
-B="python3 -m vsr.cli bench-loader --out $OUT/bench.csv --iters 60"
+B="python3 -m vsr.cli bench-loader --out $OUT/bench.csv --iters ${BENCH_ITERS:-40}"
 if [ "$what" = bench ] || [ "$what" = all ]; then
   python3 -m pytest -q tests/test_gpu.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
   for dt in fp16 fp32; do

@@ -159,6 +159,9 @@ def _prepare_scene(args):
     i, out, res_list, w, h, fps, seconds, seed, val_every, gop = args
     import cv2
 
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
     frames = [f for s, f in render_frames(w, h, fps, i + 1, seconds, seed) if s == i]
     split = assign_split(i, val_every)
     for res in res_list:

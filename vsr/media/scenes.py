@@ -6,7 +6,6 @@ import csv
 import os
 from pathlib import Path
 
-import ffmpeg
 
 from vsr.media.io import MediaError, atomic_dir, atomic_path, ffmpeg_exe, probe
 
@@ -37,6 +36,8 @@ def split_scenes(src: str | os.PathLike, out_dir: str | os.PathLike, csv_path: s
                  crf: int = 12, log=print) -> list[dict]:
     """Detect scenes of `src`, write `out_dir/scene_NNN.mp4` (video only, keyframe at every
     cut, near-lossless) and `csv_path` (scene, split, start/end frame, frames)."""
+    import ffmpeg
+
     cuts, total = detect_cuts(src, threshold, min_scene_len)
     if not cuts:
         raise MediaError(

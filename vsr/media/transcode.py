@@ -6,7 +6,6 @@ from pathlib import Path
 
 import av
 import cv2
-import ffmpeg
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -21,6 +20,8 @@ def transcode(src, out, res: str, codec="libx264", crf=18, preset="medium", keyf
               bframes=0) -> None:
     """Scale `src` to `res` and encode H.264 yuv420p with a fixed, short keyframe interval,
     BT.601 limited-range tags (what every loader then reads back), no audio."""
+    import ffmpeg  # ffmpeg-python: only the Snakemake data rules need the ffmpeg binary
+
     width, height = RESOLUTIONS[res]
     open_video(src).close()  # one-line error for missing / unreadable input
     with atomic_path(out) as tmp:
