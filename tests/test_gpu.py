@@ -44,8 +44,8 @@ def test_nvdec_matches_cpu_and_png(clip):
 
 def test_nvdec_windows_are_exact(clip):
     """Every window equals the same frames of a full sequential decode."""
-    from vsr.data.nvdec import NvdecBackend
     from vsr.data.index import build_index
+    from vsr.data.nvdec import NvdecBackend
     from vsr.data.pyav import PyAVBackend
 
     idx = build_index(clip / "scenes" / "train" / "a.mp4")

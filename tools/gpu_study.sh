@@ -29,9 +29,9 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
   python3 -m vsr.cli nvdec-ceiling --data $D/720p --decoders 7 --out $OUT/ceiling.csv
 fi
 if [ "$what" = train ] || [ "$what" = all ]; then
-  for res in 540p 720p; do
+  for res in ${TRAIN_RES:-540p 720p}; do
     if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi
-    for l in nvvl png; do for p in fp16 fp32; do
+    for l in nvvl png; do for p in ${PRECS:-fp16 fp32}; do
       cfg="{\"loader\": \"$l\", \"precision\": \"$p\", \"res\": \"$res\", $extra, \"gpus\": 1,
         \"iterations\": ${ITERS:-150}, \"val_every\": ${ITERS:-150}, \"checkpoint_every\": ${ITERS:-150},
         \"val_stride\": 8, \"warmup_iters\": 10, \"png_workers\": 10, \"model\": {\"features\": [64, 32]},

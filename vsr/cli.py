@@ -21,9 +21,9 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _files(data: Path, loader: str, split: str) -> list[Path]:
-    if loader == "png":
-        return sorted(p for p in (data / "frames" / split).iterdir() if p.is_dir())
-    return sorted((data / "scenes" / split).glob("*.mp4"))
+    from vsr.train import list_inputs
+
+    return list_inputs(data, loader, split)
 
 
 def _device_name(device: torch.device) -> str:
@@ -118,6 +118,14 @@ def _emit(row: dict, out: Path | None) -> None:
 
 def _sequential_decode(args) -> tuple[int, float]:
     files, gpu, batch = args
+
+    try:
+        return _decode_all(files, gpu, batch)
+    except Exception as e:  # PyNvVideoCodec's exceptions do not unpickle in the parent
+        raise RuntimeError(f"{type(e).__name__}: {e}") from None
+
+
+def _decode_all(files, gpu, batch) -> tuple[int, float]:
     import PyNvVideoCodec as nvc
 
     n, t0 = 0, time.perf_counter()

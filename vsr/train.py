@@ -25,8 +25,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from vsr.data.nvvl import VideoDataset, VideoLoader
 from vsr.data.png import PngLoader, PngSequenceDataset
 from vsr.data.sampler import WindowSampler
-from vsr.metrics import bicubic_upscale, metric_name, psnr, rgb_to_studio_y, ssim, studio_y
 from vsr.media.io import MediaError
+from vsr.metrics import bicubic_upscale, metric_name, psnr, rgb_to_studio_y, ssim, studio_y
 from vsr.models.flownet_sd import CheckpointError
 from vsr.models.vsrnet import SCALE, VSRNet, degrade, sr_step
 from vsr.sysmon import SysMon
@@ -81,11 +81,13 @@ def sync(device):
 
 
 def list_inputs(data: Path, loader: str, split: str) -> list[Path]:
+    """Scene mp4s (nvvl) or frame folders (png) of a split; hidden temp outputs are skipped."""
     if loader == "nvvl":
-        files = sorted((data / "scenes" / split).glob("*.mp4"))
+        files = sorted((data / "scenes" / split).glob("[!.]*.mp4"))
     else:
-        files = sorted(p for p in (data / "frames" / split).iterdir() if p.is_dir()) \
-            if (data / "frames" / split).is_dir() else []
+        d = data / "frames" / split
+        files = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if d.is_dir() else []
     if not files:
         kind = "scene .mp4 files" if loader == "nvvl" else "frame folders"
         raise TrainError(f"{data}: no {split} {kind} for the {loader} loader")

@@ -52,8 +52,9 @@ class NvdecBackend:
     def __init__(self, device: torch.device, decoders: int = 7):
         import PyNvVideoCodec as nvc
 
-        self.device = torch.device(device)
-        gpu = self.device.index or 0
+        device = torch.device(device)
+        gpu = device.index if device.index is not None else torch.cuda.current_device()
+        self.device = torch.device("cuda", gpu)
         self.slots: queue.Queue[_Slot] = queue.Queue()
         for _ in range(max(1, decoders)):
             self.slots.put(_Slot(nvc, gpu))

@@ -6,7 +6,6 @@ import csv
 import os
 from pathlib import Path
 
-
 from vsr.media.io import MediaError, atomic_dir, atomic_path, ffmpeg_exe, probe
 
 

@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from vsr.metrics import psnr, rgb_to_studio_y, ssim, studio_y
+from vsr.models.flownet_sd import CheckpointError, FlowNetSD, load_checkpoint
+from vsr.models.vsrnet import VSRNet, degrade, rgb_to_y, sr_step
+from vsr.models.warp import warp
+
+
+@pytest.mark.parametrize("frames", [3, 5])
+def test_shapes_and_parameter_counts(frames):
+    m = VSRNet(frames, flow_mode="none")
+    n = sum(p.numel() for p in m.sr_parameters())
+    assert n == 81 * 64 + 128 + 25 * 64 * frames * 32 + 64 + 801  # 159,777 for F = 3
+    assert m(torch.rand(1, frames, 3, 64, 128)).shape == (1, 1, 64, 128)
+    assert sum(p.numel() for p in FlowNetSD().parameters()) == 45_371_666
+
+
+def test_warp_identity_and_known_shift():
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(128.0), indexing="ij")
+    f = lambda x, y: torch.sin(x / 7.0) + torch.cos(y / 9.0)  # noqa: E731  smooth image
+    img = f(xx, yy)[None, None]
+    assert torch.allclose(warp(img, torch.zeros(1, 2, 96, 128)), img, atol=1e-5)
+    # the next frame moved by (+2.5, -1.25) px: backward warping it with that flow gives img
+    moved = f(xx - 2.5, yy + 1.25)[None, None]
+    flow = torch.tensor([2.5, -1.25])[None, :, None, None].expand(1, 2, 96, 128)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (warp(moved, flow) - img)[inner].abs().max() < 0.01
+    assert (moved - img)[inner].abs().mean() > 0.1
+    # the example's scaling (/16 instead of x20 on flow/20) would move ~1/320 of that
+    assert (warp(moved, flow / 320) - img)[inner].abs().mean() > 0.1
+
+
+def test_target_kept_and_differs_from_input():
+    hr = torch.rand(2, 3, 3, 64, 64)
+    before = hr.clone()
+    m = VSRNet(3, features=(8, 4), flow_mode="finetune", flownet_width=0.125)
+    pred, target, inp = sr_step(m, hr)
+    assert torch.equal(hr, before)
+    assert torch.allclose(target, rgb_to_y(hr[:, 1]))
+    assert (target - inp).abs().mean() > 0.05
+    pred.mean().backward()
+    assert m.conv1[0].weight.grad is not None and m.flownet.conv0[0].weight.grad is not None
+
+
+def test_flownet_checkpoint_roundtrip_and_errors(tmp_path):
+    net = FlowNetSD(0.125)
+    p = tmp_path / "ck.pth.tar"
+    torch.save({"epoch": 0, "state_dict": net.state_dict(), "best_EPE": 1e10}, p)
+    other = FlowNetSD(0.125)
+    load_checkpoint(other, p)
+    assert torch.equal(other.conv0[0].weight, net.conv0[0].weight)
+    sd = net.state_dict()
+    sd["predict_flow2.weight"] = torch.zeros(2, 3, 3, 3)
+    del sd["conv1.0.bias"]
+    torch.save({"state_dict": sd}, p)
+    with pytest.raises(CheckpointError, match=r"missing \['conv1.0.bias'\].*predict_flow2.weight"):
+        load_checkpoint(other, p)
+    p.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(other, p)
+
+
+def test_bf16_autocast_close_to_fp32():
+    torch.manual_seed(0)
+    m = VSRNet(3, features=(8, 4), flow_mode="finetune", flownet_width=0.125).eval()
+    x = torch.rand(1, 3, 3, 64, 64)
+    with torch.no_grad():
+        ref = m(degrade(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(degrade(x))
+    assert torch.isfinite(low).all() and (low - ref).abs().max() < 0.05
+
+
+def test_metrics_match_scikit_image():
+    from skimage.color import rgb2ycbcr
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    torch.manual_seed(1)
+    a = torch.rand(2, 3, 48, 64)
+    b = (a + 0.05 * torch.randn_like(a)).clamp(0, 1)
+    ya, yb = rgb_to_studio_y(a), rgb_to_studio_y(b)
+    for i in range(2):
+        ra = rgb2ycbcr((a[i].permute(1, 2, 0).numpy() * 255).round().astype("uint8"))[..., 0]
+        rb = rgb2ycbcr((b[i].permute(1, 2, 0).numpy() * 255).round().astype("uint8"))[..., 0]
+        assert abs(ra - ya[i, 0].numpy()).max() < 1e-3
+        c = (slice(4, -4), slice(4, -4))
+        want = peak_signal_noise_ratio(ra[c], rb[c], data_range=255)
+        assert abs(psnr(yb, ya, 4)[i].item() - want) < 1e-6
+        want = structural_similarity(ra[c], rb[c], gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False, data_range=255)
+        assert abs(ssim(yb, ya, 4)[i].item() - want) < 1e-4
+    assert torch.allclose(studio_y(rgb_to_y(a), quantise=False), rgb_to_studio_y(a), atol=0.6)
