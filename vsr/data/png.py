@@ -53,7 +53,6 @@ class PngSequenceDataset(Dataset):
 
 
 def _collate(items: list[np.ndarray]) -> torch.Tensor:
-    # numpy only: torch ops in forked workers can deadlock in OpenMP after the parent used it
     return torch.from_numpy(np.ascontiguousarray(np.stack(items)))
 
 
@@ -82,6 +81,9 @@ class PngLoader:
             collate_fn=_collate, pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
             prefetch_factor=2 if workers > 0 else None,
+            # spawn, not fork: a forked worker inherits the parent's decoder/OpenMP threads'
+            # locks and can hang forever in cv2.imread (seen in CI)
+            multiprocessing_context="spawn" if workers > 0 else None,
         )
 
     def __len__(self) -> int:
