@@ -11,7 +11,9 @@ install: $(BIN)/snakemake
 run: install
 	. $(BIN)/activate && snakemake --cores all results/table.md
 
+# lint (ruff, snakefmt, snakemake --lint), then every test, the whole default DAG included
 test: install
-	. $(BIN)/activate && ruff check . && pytest -q tests
+	. $(BIN)/activate && ruff check . && ruff format --check . && snakefmt --check Snakefile rules \
+	  && snakemake --lint && pytest -q tests
 
 .PHONY: install run test

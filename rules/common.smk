@@ -3,10 +3,14 @@ import json
 import shlex
 import sys
 
+from snakemake.exceptions import WorkflowError
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
-
 validate(config, "../vsr/schema/config.schema.yaml")
+config["train"].setdefault("nodes", 1)
+config["train"].setdefault("threads", None)
+
 
 RESOLUTIONS = config["resolutions"]
 STUDY = {s["res"]: s for s in config["study"]}
@@ -15,7 +19,9 @@ PRECISIONS = config["precisions"]
 
 for _res in STUDY:
     if _res not in RESOLUTIONS:
-        raise ValueError(f"config study: res {_res} is not in config resolutions {RESOLUTIONS}")
+        raise ValueError(
+            f"config study: res {_res} is not in config resolutions {RESOLUTIONS}"
+        )
 if len(STUDY) != len(config["study"]):
     raise ValueError("config study: each res may appear once")
 
@@ -50,7 +56,9 @@ def scene_frames(wildcards):
 
 def train_inputs(wildcards):
     """The files the cell's loader reads: scene mp4s (nvvl) or PNG folders (png)."""
-    return scene_mp4s(wildcards) if wildcards.loader == "nvvl" else scene_frames(wildcards)
+    return (
+        scene_mp4s(wildcards) if wildcards.loader == "nvvl" else scene_frames(wildcards)
+    )
 
 
 def cell_cfg(wildcards):
@@ -67,16 +75,55 @@ def cell_cfg(wildcards):
     return shlex.quote(json.dumps(cfg, sort_keys=True))
 
 
-def launcher(wildcards, resources):
-    """python for one process; torchrun (c10d, standalone or multi-node) otherwise."""
+ROOT = (
+    workflow.basedir
+)  # the checkout: jobs import `vsr` from here (venv, conda env or SLURM node)
+
+
+def python():
+    """The Python of the job: the conda env's under --sdm conda, else the one running Snakemake."""
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return shlex.quote(sys.executable)
+
+
+def nproc_per_node(resources):
     t = config["train"]
-    nproc = resources.gpu if t["gpus"] > 0 else t["cpu_processes"]
-    if nproc <= 1 and t.get("nodes", 1) <= 1:
-        return shlex.quote(sys.executable)
-    return f"{shlex.quote(sys.executable)} -m vsr.launch --nproc-per-node {nproc}"
+    if t["gpus"] > 0:  # --resources gpu=N may lower a job's gpu resource: follow it
+        return resources.get("gpu", t["gpus"]) if t["nodes"] == 1 else t["gpus"]
+    return t["cpu_processes"]
+
+
+def train_resources():
+    """gpu=N on one node; several nodes: one srun task per node (torchrun each), GPUs per node."""
+    t = config["train"]
+    if t["nodes"] == 1:
+        return {"gpu": t["gpus"]}
+    res = {"nodes": t["nodes"], "tasks": t["nodes"], "tasks_per_gpu": 0, "mpi": "srun"}
+    if t["gpus"] > 0:
+        res["gres"] = f"gpu:{t['gpus']}"
+    return res
+
+
+def train_threads():
+    """train.threads, else all local cores; on a cluster (no --cores) the profile sets them."""
+    if config["train"]["threads"]:
+        return config["train"]["threads"]
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
+
+
+def launcher(wildcards, resources):
+    """python for one process; torchrun via vsr.launch (standalone, or c10d across nodes)."""
+    nproc = nproc_per_node(resources)
+    if config["train"]["nodes"] > 1:
+        return f"srun --ntasks-per-node=1 {python()} -m vsr.launch --nproc-per-node {nproc}"
+    if nproc <= 1:
+        return python()
+    return f"{python()} -m vsr.launch --nproc-per-node {nproc}"
 
 
 def omp_threads(wildcards, threads, resources):
-    t = config["train"]
-    nproc = resources.gpu if t["gpus"] > 0 else t["cpu_processes"]
-    return max(1, threads // max(1, nproc))
+    return max(1, threads // max(1, nproc_per_node(resources)))

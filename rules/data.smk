@@ -10,6 +10,8 @@ if SRC["kind"] == "synthetic":
             "logs/synthesize.log",
         benchmark:
             "benchmarks/synthesize.tsv"
+        conda:
+            "../envs/vsr.yaml"
         params:
             synthetic=SRC.get("synthetic", {}),
         script:
@@ -25,10 +27,12 @@ elif SRC["kind"] == "url":
             "data/source.mp4",
         log:
             "logs/download.log",
+        retries: 2
+        conda:
+            "../envs/vsr.yaml"
         params:
             url=SRC["url"],
             sha256=SRC["sha256"],
-        retries: 2
         script:
             "../workflow/scripts/download.py"
 
@@ -41,6 +45,8 @@ else:
             "data/source.mp4",
         log:
             "logs/link_source.log",
+        conda:
+            "../envs/vsr.yaml"
         script:
             "../workflow/scripts/link_source.py"
 
@@ -55,6 +61,8 @@ checkpoint split_scenes:
         "logs/split_scenes.log",
     benchmark:
         "benchmarks/split_scenes.tsv"
+    conda:
+        "../envs/vsr.yaml"
     params:
         threshold=config["scenes"]["threshold"],
         min_scene_len=config["scenes"]["min_scene_len"],
@@ -72,6 +80,8 @@ rule transcode:
         "logs/transcode/{res}/{split}/{scene}.log",
     benchmark:
         "benchmarks/transcode/{res}/{split}/{scene}.tsv"
+    conda:
+        "../envs/vsr.yaml"
     params:
         **config["transcode"],
     script:
@@ -87,6 +97,8 @@ rule extract_frames:
         "logs/extract_frames/{res}/{split}/{scene}.log",
     benchmark:
         "benchmarks/extract_frames/{res}/{split}/{scene}.tsv"
+    conda:
+        "../envs/vsr.yaml"
     script:
         "../workflow/scripts/extract_frames.py"
 

@@ -14,7 +14,9 @@ rule aggregate:
         ),
         data=expand("data/{res}/.complete", res=list(STUDY)),
     output:
-        table=report("results/table.md", category="Benchmark", caption="../report/table.rst"),
+        table=report(
+            "results/table.md", category="Benchmark", caption="../report/table.rst"
+        ),
         csv="results/benchmark.csv",
         psnr=report("results/psnr.png", category="Plots", caption="../report/psnr.rst"),
         loss=report(
@@ -22,9 +24,11 @@ rule aggregate:
         ),
     log:
         "logs/aggregate.log",
+    localrule: True
+    conda:
+        "../envs/vsr.yaml"
     params:
         study=config["study"],
         png_workers=config["train"]["png_workers"],
-    localrule: True
     script:
         "../workflow/scripts/aggregate.py"

@@ -9,15 +9,19 @@ rule train:
         "logs/train/{res}/{loader}_{precision}.log",
     benchmark:
         "benchmarks/train/{res}/{loader}_{precision}.tsv"
-    threads: workflow.cores
+    conda:
+        "../envs/vsr.yaml"
+    threads: train_threads()
     resources:
-        gpu=config["train"]["gpus"],
+        **train_resources(),
     params:
+        root=ROOT,
         cfg=cell_cfg,
         launch=launcher,
         omp=omp_threads,
     shell:
-        "OMP_NUM_THREADS={params.omp} {params.launch} -m vsr.train --cfg {params.cfg}"
+        "PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}} OMP_NUM_THREADS={params.omp}"
+        " {params.launch} -m vsr.train --cfg {params.cfg}"
         " --data data/{wildcards.res} --out runs/{wildcards.res}/{wildcards.loader}_{wildcards.precision}"
         " > {log} 2>&1"
 

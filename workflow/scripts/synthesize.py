@@ -1,5 +1,7 @@
 import sys
 
+sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
+
 from vsr.media.synth import synthesize
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
