@@ -17,8 +17,16 @@ def synth(tmp_path_factory):
     from vsr.media.synth import synthesize
 
     d = tmp_path_factory.mktemp("synth")
-    cuts = synthesize(d / "source.mp4", d / "cuts.json", width=480, height=270, fps=60,
-                      scenes=4, seconds_per_scene=0.5, seed=1)
+    cuts = synthesize(
+        d / "source.mp4",
+        d / "cuts.json",
+        width=480,
+        height=270,
+        fps=60,
+        scenes=4,
+        seconds_per_scene=0.5,
+        seed=1,
+    )
     return d / "source.mp4", cuts
 
 

@@ -16,8 +16,12 @@ from conftest import PY, ROOT, run
 
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 # conda-forge names of pyproject's PyPI packages, where they differ
-CONDA_NAMES = {"torch": "pytorch", "opencv-python-headless": "py-opencv",
-               "snakemake": "snakemake-minimal", "matplotlib": "matplotlib-base"}
+CONDA_NAMES = {
+    "torch": "pytorch",
+    "opencv-python-headless": "py-opencv",
+    "snakemake": "snakemake-minimal",
+    "matplotlib": "matplotlib-base",
+}
 
 
 def _name(req: str) -> str:
@@ -42,8 +46,10 @@ def snake(*args, tmp, config=TINY, overlay=None, timeout=300):
     if overlay:
         (tmp / "overlay.yaml").write_text(yaml.safe_dump(overlay))
         files.append(str(tmp / "overlay.yaml"))
-    return run(["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp),
-                "--configfile", *files, *args], timeout=timeout)
+    return run(
+        ["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp), "--configfile", *files, *args],
+        timeout=timeout,
+    )
 
 
 def _jobs(out: str) -> dict:
@@ -58,9 +64,16 @@ def _jobs(out: str) -> dict:
 
 
 def test_slurm_profile_dry_run_shows_requests(tmp_path):
-    r = snake("-n", "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--",
-              "train_nvvl_fp32", tmp=tmp_path, config=ROOT / "config.yaml",
-              overlay={"train": {"gpus": 4, "threads": 32}})
+    r = snake(
+        "-n",
+        "--workflow-profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--",
+        "train_nvvl_fp32",
+        tmp=tmp_path,
+        config=ROOT / "config.yaml",
+        overlay={"train": {"gpus": 4, "threads": 32}},
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     jobs = _jobs(out)
@@ -72,9 +85,16 @@ def test_slurm_profile_dry_run_shows_requests(tmp_path):
 
 
 def test_multi_node_rule_uses_srun_and_c10d(tmp_path):
-    r = snake("-n", "--workflow-profile", str(ROOT / "profiles" / "slurm"), "--",
-              "train_nvvl_fp32", tmp=tmp_path, config=ROOT / "config.yaml",
-              overlay={"train": {"gpus": 8, "nodes": 2, "threads": 64}})
+    r = snake(
+        "-n",
+        "--workflow-profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--",
+        "train_nvvl_fp32",
+        tmp=tmp_path,
+        config=ROOT / "config.yaml",
+        overlay={"train": {"gpus": 8, "nodes": 2, "threads": 64}},
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     train = _jobs(out)["train"][0]
@@ -95,13 +115,32 @@ def test_two_nodes_one_process_each_c10d(clipdir, tmp_path):
     from test_train import CFG
 
     out = tmp_path / "mn"
-    env = {**os.environ, "VSR_NNODES": "2", "VSR_RDZV_ENDPOINT": f"127.0.0.1:{_free_port()}",
-           "SLURM_JOB_ID": "4242", "OMP_NUM_THREADS": "1"}
-    cmd = [PY, "-m", "vsr.launch", "--nproc-per-node", "1", "-m", "vsr.train", "--cfg",
-           json.dumps(dict(CFG, iterations=2, val_every=2)), "--data", str(clipdir), "--out",
-           str(out)]
-    ps = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    env = {
+        **os.environ,
+        "VSR_NNODES": "2",
+        "VSR_RDZV_ENDPOINT": f"127.0.0.1:{_free_port()}",
+        "SLURM_JOB_ID": "4242",
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        PY,
+        "-m",
+        "vsr.launch",
+        "--nproc-per-node",
+        "1",
+        "-m",
+        "vsr.train",
+        "--cfg",
+        json.dumps(dict(CFG, iterations=2, val_every=2)),
+        "--data",
+        str(clipdir),
+        "--out",
+        str(out),
+    ]
+    ps = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     logs = [p.communicate(timeout=600)[0] for p in ps]
     assert [p.returncode for p in ps] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
     assert json.loads((out / "sysmon.json").read_text())["world_size"] == 2
@@ -125,11 +164,26 @@ def slurm():
 
 
 def test_data_half_and_a_training_cell_through_slurm(slurm, tmp_path):
-    r = snake("--workflow-profile", str(ROOT / "profiles" / "slurm"),
-              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks",
-              "2", "--set-threads", "transcode=1", "train=2", "--set-resources",
-              "train:mem_mb=4000", "--latency-wait", "5", "--", "data", "train_nvvl_fp32", tmp=tmp_path,
-              timeout=900)
+    r = snake(
+        "--workflow-profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--set-threads",
+        "transcode=1",
+        "train=2",
+        "--set-resources",
+        "train:mem_mb=4000",
+        "--latency-wait",
+        "5",
+        "--",
+        "data",
+        "train_nvvl_fp32",
+        tmp=tmp_path,
+        timeout=900,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     lines = [json.loads(x) for x in (tmp_path / "runs/540p/nvvl_fp32/metrics.jsonl").open()]
@@ -138,4 +192,5 @@ def test_data_half_and_a_training_cell_through_slurm(slurm, tmp_path):
     sent = set(re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/slurm_logs/rule_(\w+)/", out))
     assert sent == {"synthesize", "split_scenes", "transcode", "extract_frames", "train"}, sent
     assert len(list((tmp_path / "data/540p/frames").glob("*/*/*.png"))) == sum(
-        int(r["frames"]) for r in csv.DictReader((tmp_path / "data/scenes.csv").open()))
+        int(r["frames"]) for r in csv.DictReader((tmp_path / "data/scenes.csv").open())
+    )

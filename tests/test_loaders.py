@@ -47,8 +47,7 @@ def test_dtype_and_range(clipdir):
 
 def test_sampler_epochs_shards_and_crops():
     lengths = [40, 30]
-    s = [WindowSampler(lengths, 3, (540, 960), (256, 256), True, seed=1, rank=r, world=2)
-         for r in range(2)]
+    s = [WindowSampler(lengths, 3, (540, 960), (256, 256), True, seed=1, rank=r, world=2) for r in range(2)]
     e0 = [list(x) for x in s]
     a, b = {(w.file, w.start) for w in e0[0]}, {(w.file, w.start) for w in e0[1]}
     assert len(a & b) <= 1  # disjoint except DistributedSampler-style padding

@@ -15,8 +15,7 @@ from vsr.media.transcode import extract_frames, transcode
 
 def test_scene_split_finds_true_cuts(synth, tmp_path):
     src, cuts = synth
-    rows = split_scenes(src, tmp_path / "scenes", tmp_path / "scenes.csv", val_every=2,
-                        log=lambda m: None)
+    rows = split_scenes(src, tmp_path / "scenes", tmp_path / "scenes.csv", val_every=2, log=lambda m: None)
     assert [r["start_frame"] for r in rows[1:]] == cuts
     assert [r["split"] for r in rows] == ["train", "val", "train", "val"]
     assert read_scenes(tmp_path / "scenes.csv")[2]["scene"] == "scene_002"

@@ -87,7 +87,8 @@ def test_metrics_match_scikit_image():
         c = (slice(4, -4), slice(4, -4))
         want = peak_signal_noise_ratio(ra[c], rb[c], data_range=255)
         assert abs(psnr(yb, ya, 4)[i].item() - want) < 1e-6
-        want = structural_similarity(ra[c], rb[c], gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False, data_range=255)
+        want = structural_similarity(
+            ra[c], rb[c], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
         assert abs(ssim(yb, ya, 4)[i].item() - want) < 1e-4
     assert torch.allclose(studio_y(rgb_to_y(a), quantise=False), rgb_to_studio_y(a), atol=0.6)

@@ -3,8 +3,21 @@ from conftest import ROOT, run
 
 def snake(*args, tmp):
     """Snakemake on a fresh working directory (nothing built yet), the repo's workflow."""
-    return run(["snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp),
-                "--configfile", str(ROOT / "config.yaml"), "--cores", "2", *args], timeout=300)
+    return run(
+        [
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp),
+            "--configfile",
+            str(ROOT / "config.yaml"),
+            "--cores",
+            "2",
+            *args,
+        ],
+        timeout=300,
+    )
 
 
 def test_dry_run_default_target(tmp_path):

@@ -43,8 +43,15 @@ def bench_loader(a) -> dict:
     if a.loader == "nvvl":
         from vsr.data.nvvl import VideoDataset, VideoLoader
 
-        ds = VideoDataset(files, a.frames, device, a.backend, index_cache_dir=a.data / ".index",
-                          decoders=a.decoders, cpu_threads=a.threads)
+        ds = VideoDataset(
+            files,
+            a.frames,
+            device,
+            a.backend,
+            index_cache_dir=a.data / ".index",
+            decoders=a.decoders,
+            cpu_threads=a.threads,
+        )
         sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed)
         loader = VideoLoader(ds, a.batch, sampler, dtype, a.prefetch)
         backend = ds.backend_name
@@ -89,16 +96,25 @@ def bench_loader(a) -> dict:
     w = np.array(waits) * 1e3
     seq = a.iters * a.batch / wall
     row = {
-        "loader": a.loader, "backend": backend, "res": a.data.name, "batch": a.batch,
-        "frames": a.frames, "crop": "x".join(map(str, sampler.crop)), "dtype": a.dtype,
-        "iters": a.iters, "step_ms": a.step_ms, "sequences_per_s": round(seq, 1),
-        "frames_per_s": round(seq * a.frames, 1), "wait_ms_mean": round(w.mean(), 3),
+        "loader": a.loader,
+        "backend": backend,
+        "res": a.data.name,
+        "batch": a.batch,
+        "frames": a.frames,
+        "crop": "x".join(map(str, sampler.crop)),
+        "dtype": a.dtype,
+        "iters": a.iters,
+        "step_ms": a.step_ms,
+        "sequences_per_s": round(seq, 1),
+        "frames_per_s": round(seq * a.frames, 1),
+        "wait_ms_mean": round(w.mean(), 3),
         "wait_ms_p95": round(float(np.percentile(w, 95)), 3),
         "cpu_percent": round(s.get("cpu_percent_mean", float("nan")), 1),
         "load1": round(s.get("load1_mean", float("nan")), 2),
         "peak_rss_gb": round(s.get("peak_mem_gb", float("nan")), 2),
         "gpu_util": round(s.get("gpu_util_mean", float("nan")), 1),
-        "build_s": round(t_build, 2), "device": _device_name(device),
+        "build_s": round(t_build, 2),
+        "device": _device_name(device),
     }
     _emit(row, a.out)
     return row
@@ -130,8 +146,9 @@ def _decode_all(files, gpu, batch) -> tuple[int, float]:
 
     n, t0 = 0, time.perf_counter()
     for f in files:
-        dec = nvc.SimpleDecoder(str(f), gpu_id=gpu, use_device_memory=True,
-                                output_color_type=nvc.OutputColorType.NATIVE)
+        dec = nvc.SimpleDecoder(
+            str(f), gpu_id=gpu, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE
+        )
         while True:
             frames = dec.get_batch_frames(batch)
             if not frames:
@@ -152,9 +169,15 @@ def nvdec_ceiling(a) -> dict:
         res = list(ex.map(_sequential_decode, work))
         wall = time.perf_counter() - t0
     n = sum(r[0] for r in res)
-    row = {"loader": "nvdec-ceiling", "res": a.data.name, "decoders": a.decoders,
-           "frames": n, "frames_per_s": round(n / max(r[1] for r in res), 1),
-           "frames_per_s_wall": round(n / wall, 1), "device": _device_name(torch.device("cuda"))}
+    row = {
+        "loader": "nvdec-ceiling",
+        "res": a.data.name,
+        "decoders": a.decoders,
+        "frames": n,
+        "frames_per_s": round(n / max(r[1] for r in res), 1),
+        "frames_per_s_wall": round(n / wall, 1),
+        "device": _device_name(torch.device("cuda")),
+    }
     _emit(row, a.out)
     return row
 
@@ -185,8 +208,9 @@ def prepare(a) -> None:
     """Synthetic scenes encoded per resolution with PyAV (no ffmpeg binary needed)."""
     os.environ.setdefault("TQDM_DISABLE", "1")
     w, h = a.render
-    jobs = [(i, str(a.out), a.res, w, h, a.fps, a.seconds, a.seed, a.val_every, a.gop)
-            for i in range(a.scenes)]
+    jobs = [
+        (i, str(a.out), a.res, w, h, a.fps, a.seconds, a.seed, a.val_every, a.gop) for i in range(a.scenes)
+    ]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.jobs) as ex:
         for i, n in ex.map(_prepare_scene, jobs):

@@ -17,8 +17,12 @@ def rendezvous(env=os.environ) -> tuple[int, str | None, str]:
     nnodes = int(env.get("VSR_NNODES") or env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES") or 1)
     endpoint = env.get("VSR_RDZV_ENDPOINT")
     if nnodes > 1 and not endpoint and env.get("SLURM_JOB_NODELIST"):
-        host = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
-                              capture_output=True, text=True, check=True).stdout.split()[0]
+        host = subprocess.run(
+            ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[0]
         endpoint = f"{host}:{env.get('VSR_RDZV_PORT', '29400')}"
     run_id = env.get("SLURM_JOB_ID", "vsr")
     return nnodes, (endpoint if nnodes > 1 else None), run_id
@@ -28,8 +32,12 @@ def torchrun_args(nproc: int, rest: list[str], env=os.environ) -> list[str]:
     nnodes, endpoint, run_id = rendezvous(env)
     args = [f"--nproc-per-node={nproc}"]
     if endpoint:
-        args += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}",
-                 f"--rdzv-id={run_id}"]
+        args += [
+            f"--nnodes={nnodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={endpoint}",
+            f"--rdzv-id={run_id}",
+        ]
     else:
         args += ["--standalone"]
     return args + rest

@@ -16,10 +16,21 @@ import pandas as pd  # noqa: E402
 from vsr.media.transcode import dir_size_bytes  # noqa: E402
 
 COLUMNS = [  # the seed's columns, in the seed's order, then ours
-    "Data loader", "Input resolution", "Crop size", "Numerical precision",
-    "PyTorch loader workers (.png only)", "Batch size", "CPU load", "Peak host memory (%)",
-    "Disk space for dataset (GB)", "Per iteration data time (ms)",
-    "Step time (ms)", "Images/s", "Val PSNR (dB)", "PSNR gain over bicubic (dB)", "Device",
+    "Data loader",
+    "Input resolution",
+    "Crop size",
+    "Numerical precision",
+    "PyTorch loader workers (.png only)",
+    "Batch size",
+    "CPU load",
+    "Peak host memory (%)",
+    "Disk space for dataset (GB)",
+    "Per iteration data time (ms)",
+    "Step time (ms)",
+    "Images/s",
+    "Val PSNR (dB)",
+    "PSNR gain over bicubic (dB)",
+    "Device",
 ]
 
 
@@ -37,8 +48,9 @@ def read_run(metrics_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except Exception:
         return "unknown"
 
@@ -55,32 +67,35 @@ def build_rows(metrics_paths, study, png_workers, warmup: int = 1, data_root="da
         last = val.iloc[-1] if len(val) else {}
         psnr_col = next((c for c in val.columns if c.startswith("model/psnr")), None)
         crop = s.get("crop")
-        out.append({
-            "Data loader": "NVVL" if cell["loader"] == "nvvl" else ".png",
-            "Input resolution": cell["res"],
-            "Crop size": f"{crop[0]}x{crop[1]}" if crop else "none",
-            "Numerical precision": cell["precision"],
-            "PyTorch loader workers (.png only)": png_workers if cell["loader"] == "png" else "-",
-            "Batch size": s["batch"],
-            "CPU load": mon.get("load1_mean", float("nan")),
-            "Peak host memory (%)": mon.get("peak_mem_percent", float("nan")),
-            "Disk space for dataset (GB)": dir_size_bytes([data_dir]) / 1e9,
-            "Per iteration data time (ms)": steady["data_ms"].mean(),
-            "Step time (ms)": steady["step_ms"].mean(),
-            "Images/s": steady["images_per_s"].mean(),
-            "Val PSNR (dB)": last[psnr_col] if psnr_col else float("nan"),
-            "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan"))
-            if len(val) else float("nan"),
-            "Device": f"{mon.get('device', '?')} x{mon.get('world_size', 1)}",
-            # extra machine-readable columns for benchmark.csv
-            "cpu_percent": mon.get("cpu_percent_mean", float("nan")),
-            "peak_mem_gb": mon.get("peak_mem_gb", float("nan")),
-            "gpu_util_mean": mon.get("gpu_util_mean", float("nan")),
-            "data_ms_p95": steady["data_ms"].quantile(0.95),
-            "backend": mon.get("backend", ""),
-            "iterations": int(train["iter"].max()),
-            "run": str(Path(mp).parent),
-        })
+        out.append(
+            {
+                "Data loader": "NVVL" if cell["loader"] == "nvvl" else ".png",
+                "Input resolution": cell["res"],
+                "Crop size": f"{crop[0]}x{crop[1]}" if crop else "none",
+                "Numerical precision": cell["precision"],
+                "PyTorch loader workers (.png only)": png_workers if cell["loader"] == "png" else "-",
+                "Batch size": s["batch"],
+                "CPU load": mon.get("load1_mean", float("nan")),
+                "Peak host memory (%)": mon.get("peak_mem_percent", float("nan")),
+                "Disk space for dataset (GB)": dir_size_bytes([data_dir]) / 1e9,
+                "Per iteration data time (ms)": steady["data_ms"].mean(),
+                "Step time (ms)": steady["step_ms"].mean(),
+                "Images/s": steady["images_per_s"].mean(),
+                "Val PSNR (dB)": last[psnr_col] if psnr_col else float("nan"),
+                "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan"))
+                if len(val)
+                else float("nan"),
+                "Device": f"{mon.get('device', '?')} x{mon.get('world_size', 1)}",
+                # extra machine-readable columns for benchmark.csv
+                "cpu_percent": mon.get("cpu_percent_mean", float("nan")),
+                "peak_mem_gb": mon.get("peak_mem_gb", float("nan")),
+                "gpu_util_mean": mon.get("gpu_util_mean", float("nan")),
+                "data_ms_p95": steady["data_ms"].quantile(0.95),
+                "backend": mon.get("backend", ""),
+                "iterations": int(train["iter"].max()),
+                "run": str(Path(mp).parent),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -89,11 +104,13 @@ def aggregate(metrics_paths, study, png_workers, output, data_root="data") -> pd
     Path(output.csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(output.csv, index=False)
     device = ", ".join(sorted(set(df["Device"])))
-    header = (f"# VSRNet loader benchmark\n\nMeasured on {device}, "
-              f"{dt.date.today().isoformat()}, commit {_commit()}. CPU load = mean 1-minute load "
-              "average during the steady state; peak host memory = peak PSS of the run's "
-              "process tree as % of RAM; data time = mean wait for the next batch (device "
-              "synchronised).\n\n")
+    header = (
+        f"# VSRNet loader benchmark\n\nMeasured on {device}, "
+        f"{dt.date.today().isoformat()}, commit {_commit()}. CPU load = mean 1-minute load "
+        "average during the steady state; peak host memory = peak PSS of the run's "
+        "process tree as % of RAM; data time = mean wait for the next batch (device "
+        "synchronised).\n\n"
+    )
     table = df[COLUMNS].to_markdown(index=False, floatfmt=".3g")
     Path(output.table).write_text(header + table + "\n")
     plot(metrics_paths, output.psnr, output.loss)

@@ -50,8 +50,13 @@ class SysMon:
                     mem += p.memory_info().rss
             except psutil.Error:
                 pass
-        s = {"t": time.time(), "load1": os.getloadavg()[0], "cpu_percent": cpu, "mem_bytes": mem,
-             "sys_mem_percent": psutil.virtual_memory().percent}
+        s = {
+            "t": time.time(),
+            "load1": os.getloadavg()[0],
+            "cpu_percent": cpu,
+            "mem_bytes": mem,
+            "sys_mem_percent": psutil.virtual_memory().percent,
+        }
         if handle is not None:
             u = nv.nvmlDeviceGetUtilizationRates(handle)
             s["gpu_util"] = float(u.gpu)

@@ -34,11 +34,27 @@ from vsr.sysmon import SysMon
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 DEFAULTS = {
-    "loader": "nvvl", "precision": "fp32", "res": "540p", "crop": None, "batch": 7,
-    "frames": 3, "iterations": 100, "val_every": 50, "checkpoint_every": 50,
-    "lr_min": 1e-4, "lr_max": 1e-3, "weight_decay": 4e-4, "half_cycle_epochs": 2,
-    "seed": 0, "png_workers": 2, "val_stride": 1, "val_crop": 4, "sync_bn": False,
-    "log_images_every": 50, "warmup_iters": 2, "gpus": 0,
+    "loader": "nvvl",
+    "precision": "fp32",
+    "res": "540p",
+    "crop": None,
+    "batch": 7,
+    "frames": 3,
+    "iterations": 100,
+    "val_every": 50,
+    "checkpoint_every": 50,
+    "lr_min": 1e-4,
+    "lr_max": 1e-3,
+    "weight_decay": 4e-4,
+    "half_cycle_epochs": 2,
+    "seed": 0,
+    "png_workers": 2,
+    "val_stride": 1,
+    "val_crop": 4,
+    "sync_bn": False,
+    "log_images_every": 50,
+    "warmup_iters": 2,
+    "gpus": 0,
     "model": {"features": [64, 32]},
     "flownet": {"mode": "finetune", "checkpoint": None, "width": 1.0, "flow_from": "lr"},
     "nvvl": {"backend": "auto", "decoders_per_gpu": 7, "prefetch": 2, "cpu_threads": 4},
@@ -86,8 +102,9 @@ def list_inputs(data: Path, loader: str, split: str) -> list[Path]:
         files = sorted((data / "scenes" / split).glob("[!.]*.mp4"))
     else:
         d = data / "frames" / split
-        files = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-            if d.is_dir() else []
+        files = (
+            sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+        )
     if not files:
         kind = "scene .mp4 files" if loader == "nvvl" else "frame folders"
         raise TrainError(f"{data}: no {split} {kind} for the {loader} loader")
@@ -102,17 +119,24 @@ def make_loader(cfg, data: Path, split: str, rank, world, device, train: bool):
     crop = cfg["crop"] if train else None
     if cfg["loader"] == "nvvl":
         nv = cfg["nvvl"]
-        ds = VideoDataset(files, cfg["frames"], device, nv["backend"],
-                          index_cache_dir=data / ".index", decoders=nv["decoders_per_gpu"],
-                          cpu_threads=nv["cpu_threads"])
-        sampler = WindowSampler(ds.lengths, cfg["frames"], ds.frame_hw, crop, train, cfg["seed"],
-                                rank, world, stride)
+        ds = VideoDataset(
+            files,
+            cfg["frames"],
+            device,
+            nv["backend"],
+            index_cache_dir=data / ".index",
+            decoders=nv["decoders_per_gpu"],
+            cpu_threads=nv["cpu_threads"],
+        )
+        sampler = WindowSampler(
+            ds.lengths, cfg["frames"], ds.frame_hw, crop, train, cfg["seed"], rank, world, stride
+        )
         return VideoLoader(ds, batch, sampler, dtype, nv["prefetch"], drop_last=train)
     ds = PngSequenceDataset(files, cfg["frames"])
-    sampler = WindowSampler(ds.lengths, cfg["frames"], ds.frame_hw, crop, train, cfg["seed"],
-                            rank, world, stride)
-    return PngLoader(ds, batch, sampler, device, dtype, cfg["png_workers"] if train else 0,
-                     drop_last=train)
+    sampler = WindowSampler(
+        ds.lengths, cfg["frames"], ds.frame_hw, crop, train, cfg["seed"], rank, world, stride
+    )
+    return PngLoader(ds, batch, sampler, device, dtype, cfg["png_workers"] if train else 0, drop_last=train)
 
 
 def autocast(cfg, device):
@@ -139,10 +163,17 @@ def validate(model, loader, cfg, device, world) -> dict:
         bic = rgb_to_studio_y(bicubic_upscale(lr, hr.shape[-2:]))
         bil = rgb_to_studio_y(degrade(hr[:, c : c + 1])[:, 0])
         p = studio_y(pred)
-        sums += torch.stack([
-            psnr(p, ref, crop).sum(), ssim(p, ref, crop).sum(), psnr(bic, ref, crop).sum(),
-            ssim(bic, ref, crop).sum(), psnr(bil, ref, crop).sum(), ssim(bil, ref, crop).sum(),
-            torch.tensor(float(hr.shape[0]), dtype=torch.float64, device=device)])
+        sums += torch.stack(
+            [
+                psnr(p, ref, crop).sum(),
+                ssim(p, ref, crop).sum(),
+                psnr(bic, ref, crop).sum(),
+                ssim(bic, ref, crop).sum(),
+                psnr(bil, ref, crop).sum(),
+                ssim(bil, ref, crop).sum(),
+                torch.tensor(float(hr.shape[0]), dtype=torch.float64, device=device),
+            ]
+        )
     if world > 1:
         dist.all_reduce(sums)
     net.train()
@@ -164,9 +195,12 @@ def atomic_save(obj, path: Path) -> None:
 
 
 def rng_state():
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def set_rng_state(s):
@@ -189,38 +223,49 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
     train_loader = make_loader(cfg, data, "train", rank, world, device, True)
     val_loader = make_loader(cfg, data, "val", rank, world, device, False)
     crop = train_loader.sampler.crop
-    log(f"[vsr.train] {cfg['loader']}/{cfg['precision']} {cfg['res']} on {device} x{world}: "
+    log(
+        f"[vsr.train] {cfg['loader']}/{cfg['precision']} {cfg['res']} on {device} x{world}: "
         f"frames {train_loader.sampler.frame_hw} -> training crop {crop} (multiple of 64), "
-        f"batch {cfg['batch']}/rank, {len(train_loader.sampler.windows)} train windows")
+        f"batch {cfg['batch']}/rank, {len(train_loader.sampler.windows)} train windows"
+    )
     if cfg["loader"] == "nvvl":
         log(f"[vsr.train] nvvl backend: {train_loader.dataset.backend_name}")
     fl = cfg["flownet"]
     if not fl["checkpoint"] and fl["mode"] != "none":
-        log(f"[vsr.train] flownet: no checkpoint, mode {fl['mode']}: FlowNet-SD (width "
-            f"{fl['width']}) starts from zero flow and is trained end to end by the SR loss")
+        log(
+            f"[vsr.train] flownet: no checkpoint, mode {fl['mode']}: FlowNet-SD (width "
+            f"{fl['width']}) starts from zero flow and is trained end to end by the SR loss"
+        )
     else:
         log(f"[vsr.train] flownet: mode {fl['mode']}, checkpoint {fl['checkpoint']}")
 
-    model = VSRNet(cfg["frames"], tuple(cfg["model"]["features"]), fl["mode"], fl["checkpoint"],
-                   fl["width"]).to(device)
+    model = VSRNet(
+        cfg["frames"], tuple(cfg["model"]["features"]), fl["mode"], fl["checkpoint"], fl["width"]
+    ).to(device)
     if cfg["sync_bn"] and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    log(f"[vsr.train] trainable parameters: {sum(p.numel() for p in params):,} "
-        f"(SR net {sum(p.numel() for p in model.sr_parameters()):,})")
-    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if world > 1 else model
+    log(
+        f"[vsr.train] trainable parameters: {sum(p.numel() for p in params):,} "
+        f"(SR net {sum(p.numel() for p in model.sr_parameters()):,})"
+    )
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
     opt = torch.optim.Adam(params, lr=cfg["lr_min"], weight_decay=cfg["weight_decay"])
     per_epoch = max(1, len(train_loader.sampler) // cfg["batch"])
     sched = torch.optim.lr_scheduler.CyclicLR(
-        opt, base_lr=cfg["lr_min"], max_lr=cfg["lr_max"],
-        step_size_up=max(1, cfg["half_cycle_epochs"] * per_epoch), mode="triangular",
-        cycle_momentum=False)
-    scaler = torch.amp.GradScaler(device.type,
-                                  enabled=cfg["precision"] == "fp16" and device.type == "cuda")
+        opt,
+        base_lr=cfg["lr_min"],
+        max_lr=cfg["lr_max"],
+        step_size_up=max(1, cfg["half_cycle_epochs"] * per_epoch),
+        mode="triangular",
+        cycle_momentum=False,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16" and device.type == "cuda")
     if device.type == "cpu" and cfg["precision"] != "fp32":
-        log(f"[vsr.train] {cfg['precision']} on CPU: the loader emits {cfg['precision']} "
-            "tensors, compute stays fp32 (no fast half-precision kernels on this CPU)")
+        log(
+            f"[vsr.train] {cfg['precision']} on CPU: the loader emits {cfg['precision']} "
+            "tensors, compute stays fp32 (no fast half-precision kernels on this CPU)"
+        )
 
     state_path, partial = out / "train_state.pt", out / "metrics.partial.jsonl"
     it, epoch, pos = 0, 0, 0
@@ -232,8 +277,7 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
         scaler.load_state_dict(st["scaler"])
         it, epoch, pos = st["iter"], st["epoch"], st["pos"]
         set_rng_state(st["rng"][rank] if rank < len(st["rng"]) else st["rng"][0])
-        log(f"[vsr.train] resumed from {state_path} at iteration {it} (epoch {epoch}, "
-            f"batch {pos})")
+        log(f"[vsr.train] resumed from {state_path} at iteration {it} (epoch {epoch}, batch {pos})")
     if rank == 0:  # keep the metrics of the iterations the checkpoint covers
         lines = partial.read_text().splitlines() if partial.exists() else []
         partial.write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["iter"] <= it))
@@ -255,17 +299,32 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
         else:
             rngs = [rng_state()]
         if rank == 0:
-            atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                         "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                         "iter": it, "epoch": epoch, "pos": pos, "rng": rngs, "cfg": cfg},
-                        state_path)
+            atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "iter": it,
+                    "epoch": epoch,
+                    "pos": pos,
+                    "rng": rngs,
+                    "cfg": cfg,
+                },
+                state_path,
+            )
 
     mon = SysMon(gpu_index=device.index if device.type == "cuda" else None)
     mon_started = False
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg["iterations"], initial=it, desc=f"train {cfg['loader']}_{cfg['precision']}",
-               disable=rank != 0, unit="it")
+    bar = tqdm(
+        total=cfg["iterations"],
+        initial=it,
+        desc=f"train {cfg['loader']}_{cfg['precision']}",
+        disable=rank != 0,
+        unit="it",
+    )
     ddp.train()
     while it < cfg["iterations"]:
         train_loader.sampler.set_epoch(epoch, pos * cfg["batch"])
@@ -280,8 +339,9 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
                 pred, target, _ = sr_step(ddp, hr, fl["flow_from"])
             loss = F.mse_loss(pred.float(), target)
             if not torch.isfinite(loss):
-                raise TrainError(f"[vsr.train] loss is {loss.item()} at iteration {it + 1} "
-                                 f"({cfg['precision']}): stopping")
+                raise TrainError(
+                    f"[vsr.train] loss is {loss.item()} at iteration {it + 1} ({cfg['precision']}): stopping"
+                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -293,11 +353,17 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
             if it >= cfg["warmup_iters"] and not mon_started and rank == 0:
                 mon.start()
                 mon_started = True
-            rec = {"kind": "train", "iter": it, "epoch": epoch, "loss": loss.item(),
-                   "lr": sched.get_last_lr()[0], "data_ms": (t1 - t0) * 1e3,
-                   "step_ms": (t2 - t1) * 1e3,
-                   "images_per_s": hr.shape[0] * world / max(t2 - t0, 1e-9),
-                   "loss_scale": scaler.get_scale() if scaler.is_enabled() else 1.0}
+            rec = {
+                "kind": "train",
+                "iter": it,
+                "epoch": epoch,
+                "loss": loss.item(),
+                "lr": sched.get_last_lr()[0],
+                "data_ms": (t1 - t0) * 1e3,
+                "step_ms": (t2 - t1) * 1e3,
+                "images_per_s": hr.shape[0] * world / max(t2 - t0, 1e-9),
+                "loss_scale": scaler.get_scale() if scaler.is_enabled() else 1.0,
+            }
             emit(rec)
             if writer:
                 for k in ("loss", "lr", "data_ms", "step_ms", "images_per_s", "loss_scale"):
@@ -314,8 +380,10 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
                 if writer:
                     for k, x in v.items():
                         writer.add_scalar(f"val/{k}", x, it)
-                log(f"[vsr.train] iter {it}: val " + ", ".join(
-                    f"{k} {x:.4f}" for k, x in v.items() if "psnr" in k))
+                log(
+                    f"[vsr.train] iter {it}: val "
+                    + ", ".join(f"{k} {x:.4f}" for k, x in v.items() if "psnr" in k)
+                )
             if it % cfg["checkpoint_every"] == 0 or it == cfg["iterations"]:
                 save()
         else:
@@ -324,9 +392,14 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
     bar.close()
     summary = mon.stop() if mon_started else {"samples": 0}
     if rank == 0:
-        summary.update({"world_size": world, "device": device_name(device),
-                        "warmup_iters": cfg["warmup_iters"],
-                        "backend": getattr(train_loader.dataset, "backend_name", "png")})
+        summary.update(
+            {
+                "world_size": world,
+                "device": device_name(device),
+                "warmup_iters": cfg["warmup_iters"],
+                "backend": getattr(train_loader.dataset, "backend_name", "png"),
+            }
+        )
         (out / "sysmon.json.tmp").write_text(json.dumps(summary, indent=1))
         os.replace(out / "sysmon.json.tmp", out / "sysmon.json")
         atomic_save({"model": model.state_dict(), "cfg": cfg, "iter": it}, out / "final.pt")

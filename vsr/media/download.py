@@ -47,9 +47,10 @@ def download(url: str, out: str | os.PathLike, sha256: str | None = None, timeou
                 have = 0
             total = resp.headers.get("Content-Length")
             total = int(total) + have if total is not None else None
-            with open(part, "ab" if have else "wb") as f, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=out.name
-            ) as bar:
+            with (
+                open(part, "ab" if have else "wb") as f,
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=out.name) as bar,
+            ):
                 for block in iter(lambda: resp.read(CHUNK), b""):
                     f.write(block)
                     bar.update(len(block))
@@ -57,8 +58,6 @@ def download(url: str, out: str | os.PathLike, sha256: str | None = None, timeou
         got = sha256sum(part)
         if got != sha256.lower():
             part.unlink(missing_ok=True)
-            raise MediaError(
-                f"{url}: sha256 mismatch (expected {sha256}, got {got}); partial file deleted"
-            )
+            raise MediaError(f"{url}: sha256 mismatch (expected {sha256}, got {got}); partial file deleted")
     os.replace(part, out)
     return out

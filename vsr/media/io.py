@@ -67,9 +67,7 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside `final`; rename it onto `final` only on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=suffix or final.suffix, dir=final.parent
-    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

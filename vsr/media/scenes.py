@@ -16,7 +16,8 @@ def detect_cuts(path: str | os.PathLike, threshold: float, min_scene_len: int) -
     info = probe(path)  # raises a one-line MediaError for missing / corrupt files
     try:
         scenes = detect(
-            str(path), ContentDetector(threshold=threshold, min_scene_len=min_scene_len),
+            str(path),
+            ContentDetector(threshold=threshold, min_scene_len=min_scene_len),
             start_in_scene=True,
         )
     except Exception as e:  # PySceneDetect / OpenCV errors are many types
@@ -30,9 +31,16 @@ def assign_split(i: int, val_every: int) -> str:
     return "val" if val_every > 0 and i % val_every == val_every - 1 else "train"
 
 
-def split_scenes(src: str | os.PathLike, out_dir: str | os.PathLike, csv_path: str | os.PathLike,
-                 threshold: float = 27.0, min_scene_len: int = 15, val_every: int = 4,
-                 crf: int = 12, log=print) -> list[dict]:
+def split_scenes(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    threshold: float = 27.0,
+    min_scene_len: int = 15,
+    val_every: int = 4,
+    crf: int = 12,
+    log=print,
+) -> list[dict]:
     """Detect scenes of `src`, write `out_dir/scene_NNN.mp4` (video only, keyframe at every
     cut, near-lossless) and `csv_path` (scene, split, start/end frame, frames)."""
     import ffmpeg
@@ -46,20 +54,37 @@ def split_scenes(src: str | os.PathLike, out_dir: str | os.PathLike, csv_path: s
     bounds = [0, *cuts, total]
     rows = []
     for i in range(len(bounds) - 1):
-        rows.append({"scene": f"scene_{i:03d}", "split": assign_split(i, val_every),
-                     "start_frame": bounds[i], "end_frame": bounds[i + 1],
-                     "frames": bounds[i + 1] - bounds[i]})
+        rows.append(
+            {
+                "scene": f"scene_{i:03d}",
+                "split": assign_split(i, val_every),
+                "start_frame": bounds[i],
+                "end_frame": bounds[i + 1],
+                "frames": bounds[i + 1] - bounds[i],
+            }
+        )
     if not any(r["split"] == "train" for r in rows) or not any(r["split"] == "val" for r in rows):
-        raise MediaError(f"{src}: {len(rows)} scenes cannot give both a train and a val split "
-                         f"with scenes.val_every={val_every}")
+        raise MediaError(
+            f"{src}: {len(rows)} scenes cannot give both a train and a val split "
+            f"with scenes.val_every={val_every}"
+        )
     log(f"{src}: {len(rows)} scenes, cuts at frames {cuts}")
     force = "expr:" + "+".join(f"eq(n,{c})" for c in cuts)
     with atomic_dir(out_dir) as tmp:
         (
             ffmpeg.input(str(src))
-            .output(str(Path(tmp) / "scene_%03d.mp4"), an=None, vcodec="libx264", crf=crf,
-                    preset="veryfast", pix_fmt="yuv420p", force_key_frames=force, f="segment",
-                    segment_frames=",".join(map(str, cuts)), reset_timestamps=1)
+            .output(
+                str(Path(tmp) / "scene_%03d.mp4"),
+                an=None,
+                vcodec="libx264",
+                crf=crf,
+                preset="veryfast",
+                pix_fmt="yuv420p",
+                force_key_frames=force,
+                f="segment",
+                segment_frames=",".join(map(str, cuts)),
+                reset_timestamps=1,
+            )
             .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
             .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
         )

@@ -63,8 +63,17 @@ def render_frames(width: int, height: int, fps: int, scenes: int, seconds_per_sc
             yield s, frame
 
 
-def synthesize(out: str | Path, cuts_json: str | Path, width=1280, height=720, fps=60, scenes=6,
-               seconds_per_scene=1.0, seed=0, crf=14) -> list[int]:
+def synthesize(
+    out: str | Path,
+    cuts_json: str | Path,
+    width=1280,
+    height=720,
+    fps=60,
+    scenes=6,
+    seconds_per_scene=1.0,
+    seed=0,
+    crf=14,
+) -> list[int]:
     """Render and encode (libx264, near-lossless) the synthetic source; write the true cuts
     (the first frame of every scene after the first) to `cuts_json`. Returns the cuts."""
     if width % 2 or height % 2:
@@ -81,8 +90,12 @@ def synthesize(out: str | Path, cuts_json: str | Path, width=1280, height=720, f
             st.codec_context.colorspace = 6  # SMPTE170M (BT.601)
             st.codec_context.color_range = 1  # limited
             for i, (s, rgb) in enumerate(
-                tqdm(render_frames(width, height, fps, scenes, seconds_per_scene, seed),
-                     total=total, desc="synthesize", unit="frame")
+                tqdm(
+                    render_frames(width, height, fps, scenes, seconds_per_scene, seed),
+                    total=total,
+                    desc="synthesize",
+                    unit="frame",
+                )
             ):
                 if s != last:
                     starts.append(i)

@@ -16,8 +16,9 @@ from vsr.media.io import MediaError, atomic_dir, atomic_path, ffmpeg_exe, open_v
 RESOLUTIONS = {"4K": (3840, 2160), "1080p": (1920, 1080), "720p": (1280, 720), "540p": (960, 540)}
 
 
-def transcode(src, out, res: str, codec="libx264", crf=18, preset="medium", keyframe_interval=4,
-              bframes=0) -> None:
+def transcode(
+    src, out, res: str, codec="libx264", crf=18, preset="medium", keyframe_interval=4, bframes=0
+) -> None:
     """Scale `src` to `res` and encode H.264 yuv420p with a fixed, short keyframe interval,
     BT.601 limited-range tags (what every loader then reads back), no audio."""
     import ffmpeg  # ffmpeg-python: only the Snakemake data rules need the ffmpeg binary
@@ -28,12 +29,25 @@ def transcode(src, out, res: str, codec="libx264", crf=18, preset="medium", keyf
         try:
             (
                 ffmpeg.input(str(src))
-                .output(str(tmp), vf=f"scale={width}:{height}:flags=bicubic", an=None,
-                        vcodec=codec, crf=crf, preset=preset, g=keyframe_interval,
-                        keyint_min=keyframe_interval, sc_threshold=0, bf=bframes,
-                        pix_fmt="yuv420p", color_primaries="smpte170m", color_trc="smpte170m",
-                        colorspace="smpte170m", color_range="tv", movflags="+faststart",
-                        f="mp4")
+                .output(
+                    str(tmp),
+                    vf=f"scale={width}:{height}:flags=bicubic",
+                    an=None,
+                    vcodec=codec,
+                    crf=crf,
+                    preset=preset,
+                    g=keyframe_interval,
+                    keyint_min=keyframe_interval,
+                    sc_threshold=0,
+                    bf=bframes,
+                    pix_fmt="yuv420p",
+                    color_primaries="smpte170m",
+                    color_trc="smpte170m",
+                    colorspace="smpte170m",
+                    color_range="tv",
+                    movflags="+faststart",
+                    f="mp4",
+                )
                 .global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-y")
                 .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
             )
@@ -62,13 +76,15 @@ def extract_frames(src, out_dir, compression: int = 3) -> int:
             matrix, full = matrix_from_tags(s.codec_context.colorspace, s.codec_context.color_range)
             n = 0
             try:
-                for frame in tqdm(c.decode(s), total=s.frames or None, desc=Path(src).name,
-                                  unit="frame"):
+                for frame in tqdm(c.decode(s), total=s.frames or None, desc=Path(src).name, unit="frame"):
                     y, u, v = (torch.from_numpy(p) for p in decoded_planes(frame))
                     rgb = yuv420_to_rgb(y, u, v, matrix, full).permute(1, 2, 0).numpy()
                     n += 1
-                    cv2.imwrite(str(Path(tmp) / f"{n:05d}.png"), rgb[..., ::-1],
-                                [cv2.IMWRITE_PNG_COMPRESSION, compression])
+                    cv2.imwrite(
+                        str(Path(tmp) / f"{n:05d}.png"),
+                        rgb[..., ::-1],
+                        [cv2.IMWRITE_PNG_COMPRESSION, compression],
+                    )
             except av.error.FFmpegError as e:
                 raise MediaError(f"{src}: corrupt or truncated video ({e.strerror or e})") from None
         if n == 0:
@@ -87,10 +103,7 @@ def dir_size_bytes(paths) -> int:
     return total
 
 
-
-
-def encode_frames(frames, out, fps: int, keyframe_interval=4, crf=18, preset="veryfast",
-                  bframes=0) -> int:
+def encode_frames(frames, out, fps: int, keyframe_interval=4, crf=18, preset="veryfast", bframes=0) -> int:
     """Encode RGB uint8 frames with PyAV's libx264 using the same settings and tags as
     `transcode` (for machines without an ffmpeg binary). Returns the frame count."""
     n = 0
@@ -98,9 +111,14 @@ def encode_frames(frames, out, fps: int, keyframe_interval=4, crf=18, preset="ve
         with av.open(str(tmp), "w", format="mp4") as c:
             st = c.add_stream("libx264", rate=fps)
             st.pix_fmt = "yuv420p"
-            st.options = {"crf": str(crf), "preset": preset, "g": str(keyframe_interval),
-                          "keyint_min": str(keyframe_interval), "sc_threshold": "0",
-                          "bf": str(bframes)}
+            st.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "g": str(keyframe_interval),
+                "keyint_min": str(keyframe_interval),
+                "sc_threshold": "0",
+                "bf": str(bframes),
+            }
             st.codec_context.colorspace = 6
             st.codec_context.color_range = 1
             for rgb in frames:

@@ -90,8 +90,13 @@ class FlowNetSD(nn.Module):
 
     def zero_init_flow(self) -> None:
         """Start from zero flow (identity warp) when no pretrained weights are loaded."""
-        for m in (self.predict_flow6, self.predict_flow5, self.predict_flow4,
-                  self.predict_flow3, self.predict_flow2):
+        for m in (
+            self.predict_flow6,
+            self.predict_flow5,
+            self.predict_flow4,
+            self.predict_flow3,
+            self.predict_flow2,
+        ):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -122,7 +127,9 @@ def load_checkpoint(net: FlowNetSD, path: str | os.PathLike) -> None:
         if unexpected:
             parts.append(f"unexpected {unexpected}")
         if shape:
-            parts.append("wrong shape " + ", ".join(
-                f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in shape))
+            parts.append(
+                "wrong shape "
+                + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in shape)
+            )
         raise CheckpointError(f"{path}: does not match FlowNetSD: " + "; ".join(parts))
     net.load_state_dict(state, strict=True)

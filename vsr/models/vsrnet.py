@@ -37,21 +37,30 @@ def degrade(hr: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
 
 
 def _conv_bn(cin, cout, k):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.LeakyReLU(0.1))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1)
+    )
 
 
 class VSRNet(nn.Module):
-    def __init__(self, frames: int = 3, features=(64, 32), flow_mode: str = "finetune",
-                 flownet_checkpoint: str | None = None, flownet_width: float = 1.0):
+    def __init__(
+        self,
+        frames: int = 3,
+        features=(64, 32),
+        flow_mode: str = "finetune",
+        flownet_checkpoint: str | None = None,
+        flownet_width: float = 1.0,
+    ):
         super().__init__()
         if frames < 1 or frames % 2 == 0:
             raise ValueError(f"frames must be odd, got {frames}")
         if flow_mode not in FLOW_MODES:
             raise ValueError(f"flownet.mode must be one of {FLOW_MODES}, got {flow_mode!r}")
         if flow_mode == "frozen" and not flownet_checkpoint:
-            raise ValueError("flownet.mode: frozen needs flownet.checkpoint (a frozen random "
-                             "FlowNet is useless); use finetune or none")
+            raise ValueError(
+                "flownet.mode: frozen needs flownet.checkpoint (a frozen random "
+                "FlowNet is useless); use finetune or none"
+            )
         self.frames, self.flow_mode = frames, flow_mode
         f1, f2 = features
         self.conv1 = _conv_bn(1, f1, 9)

@@ -19,6 +19,5 @@ def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     fx = flow[:, 0].float() * (2.0 / max(W - 1, 1))
     fy = flow[:, 1].float() * (2.0 / max(H - 1, 1))
     grid = torch.stack((gx + fx, gy + fy), dim=-1)
-    out = F.grid_sample(img.float(), grid, mode="bilinear", padding_mode="border",
-                        align_corners=True)
+    out = F.grid_sample(img.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out.to(img.dtype)
