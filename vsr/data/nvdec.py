@@ -27,13 +27,19 @@ def available() -> bool:
 
 
 class _Slot:
+    """One long-lived decoder and the CUDA stream all of its work (decode, copies) runs on."""
+
     def __init__(self, nvc, gpu: int):
         self.nvc, self.gpu, self.dec, self.path = nvc, gpu, None, None
+        self.stream = torch.cuda.Stream(torch.device("cuda", gpu))
 
     def decoder(self, path: str):
         if self.dec is None:
             self.dec = self.nvc.SimpleDecoder(
-                path, gpu_id=self.gpu, use_device_memory=True,
+                path,
+                gpu_id=self.gpu,
+                cuda_stream=self.stream.cuda_stream,
+                use_device_memory=True,
                 output_color_type=self.nvc.OutputColorType.NATIVE,
             )
         elif self.path != path:
@@ -60,24 +66,38 @@ class NvdecBackend:
             self.slots.put(_Slot(nvc, gpu))
         self.pool = ThreadPoolExecutor(max(1, decoders), thread_name_prefix="nvdec")
 
-    def frames(self, idx: VideoIndex, start: int, n: int) -> list[torch.Tensor]:
-        """Frames start..start+n-1 as NV12 uint8 tensors [H*3/2, W] on the device (copies)."""
+    def _decode(self, idx: VideoIndex, start: int, n: int, sink) -> None:
+        """Decode frames start..start+n-1 on a free decoder and hand each NV12 surface
+        ([H*3/2, W] uint8 on the device) to `sink(t, nv12)` on that decoder's stream; waits only
+        for that stream (surfaces are reused), never for the training stream."""
         slot = self.slots.get()
         try:
             torch.cuda.set_device(self.device)
-            dec = slot.decoder(idx.path)
-            got = dec.get_batch_frames_by_index(list(range(start, start + n)))
-            if len(got) != n:
-                raise MediaError(f"{idx.path}: NVDEC returned {len(got)} of frames "
-                                 f"{start}..{start + n - 1}")
-            out = [torch.from_dlpack(f).reshape(idx.height * 3 // 2, idx.width).clone()
-                   for f in got]
-            torch.cuda.current_stream(self.device).synchronize()  # surfaces get reused
-            return out
+            with torch.cuda.stream(slot.stream):
+                got = slot.decoder(idx.path).get_batch_frames_by_index(list(range(start, start + n)))
+                if len(got) != n:
+                    raise MediaError(
+                        f"{idx.path}: NVDEC returned {len(got)} of frames {start}..{start + n - 1}"
+                    )
+                for t, f in enumerate(got):
+                    sink(t, torch.from_dlpack(f).reshape(idx.height * 3 // 2, idx.width))
+            slot.stream.synchronize()
         finally:
             self.slots.put(slot)
 
-    def decode_batch(self, windows: list[Window], indexes: list[VideoIndex], n: int, crop):
+    def frames(self, idx: VideoIndex, start: int, n: int) -> list[torch.Tensor]:
+        """Frames start..start+n-1 as NV12 uint8 tensors [H*3/2, W] on the device (copies)."""
+        out = [None] * n
+
+        def keep(t, nv12):
+            out[t] = nv12.clone()
+
+        self._decode(idx, start, n, keep)
+        return out
+
+    def start_batch(self, windows: list[Window], indexes: list[VideoIndex], n: int, crop):
+        """Submit every window to the decoder pool; returns (planes, futures): the planes
+        (y, u, v) are complete once every future is done."""
         h, w = crop
         B = len(windows)
         y = torch.empty((B, n, h, w), dtype=torch.uint8, device=self.device)
@@ -86,18 +106,17 @@ class NvdecBackend:
 
         def one(b: int, win: Window):
             idx = indexes[win.file]
-            H = idx.height
-            nv12 = torch.stack(self.frames(idx, win.start, n))  # [n, H*3/2, W]
-            uv = nv12[:, H:].reshape(n, H // 2, idx.width // 2, 2)
-            ys, xs, yc, xc = win.y0, win.x0, win.y0 // 2, win.x0 // 2
-            y[b] = nv12[:, ys : ys + h, xs : xs + w]
-            u[b] = uv[:, yc : yc + h // 2, xc : xc + w // 2, 0]
-            v[b] = uv[:, yc : yc + h // 2, xc : xc + w // 2, 1]
-            torch.cuda.current_stream(self.device).synchronize()
+            H, ys, xs, yc, xc = idx.height, win.y0, win.x0, win.y0 // 2, win.x0 // 2
 
-        for f in [self.pool.submit(one, b, win) for b, win in enumerate(windows)]:
-            f.result()
-        return y, u, v
+            def crop_into(t, nv12):  # straight from the decoder's surface into the batch
+                uv = nv12[H:].view(H // 2, idx.width // 2, 2)
+                y[b, t] = nv12[ys : ys + h, xs : xs + w]
+                u[b, t] = uv[yc : yc + h // 2, xc : xc + w // 2, 0]
+                v[b, t] = uv[yc : yc + h // 2, xc : xc + w // 2, 1]
+
+            self._decode(idx, win.start, n, crop_into)
+
+        return (y, u, v), [self.pool.submit(one, b, win) for b, win in enumerate(windows)]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

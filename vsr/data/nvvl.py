@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
+from contextlib import nullcontext
 
 import torch
 
@@ -63,37 +65,81 @@ class VideoDataset:
     def lengths(self) -> list[int]:
         return [ix.frames for ix in self.indexes]
 
-    def load(self, windows, crop, dtype=torch.float32) -> torch.Tensor:
-        """Decode `windows` into [B, N, 3, h, w] on the device, normalised to [0, 1]."""
-        y, u, v = self.backend.decode_batch(windows, self.indexes, self.n, crop)
+    def start(self, windows, crop):
+        """Start decoding `windows` (the decoders work in the background); pass the result to
+        `finish`."""
+        return self.backend.start_batch(windows, self.indexes, self.n, crop)
+
+    def finish(self, pending, dtype=torch.float32) -> torch.Tensor:
+        """Wait for a started batch and convert it: [B, N, 3, h, w] of `dtype` in [0, 1] on the
+        device."""
+        (y, u, v), futures = pending
+        for f in futures:
+            f.result()
         if y.device != self.device:
             y, u, v = (t.to(self.device, non_blocking=True) for t in (y, u, v))
         return yuv420_to_rgb(y, u, v, self.matrix, self.full_range, out_dtype=dtype)
+
+    def load(self, windows, crop, dtype=torch.float32) -> torch.Tensor:
+        """Decode `windows` into [B, N, 3, h, w] on the device, normalised to [0, 1]."""
+        return self.finish(self.start(windows, crop), dtype)
 
     def close(self) -> None:
         self.backend.close()
 
 
 class VideoLoader:
-    """Batches of the sampler's windows, decoded `prefetch` batches ahead in a background
-    thread. Yields [B, N, 3, h, w] tensors of `dtype` in [0, 1] on the dataset's device."""
+    """Batches of the sampler's windows. A background thread keeps `prefetch` batches ahead:
+    the windows of the next batches are already queued on the decoders while the current one
+    is converted, so no decoder idles at batch boundaries. On CUDA the conversion runs on the
+    loader's own stream; the training stream only waits for that batch's event (no device-wide
+    synchronisation). Yields [B, N, 3, h, w] tensors of `dtype` in [0, 1] on the device."""
 
-    def __init__(self, dataset: VideoDataset, batch_size: int, sampler: WindowSampler,
-                 dtype=torch.float32, prefetch: int = 2, drop_last: bool = True):
+    def __init__(
+        self,
+        dataset: VideoDataset,
+        batch_size: int,
+        sampler: WindowSampler,
+        dtype=torch.float32,
+        prefetch: int = 2,
+        drop_last: bool = True,
+    ):
         self.dataset, self.batch_size, self.sampler = dataset, batch_size, sampler
         self.dtype, self.prefetch, self.drop_last = dtype, prefetch, drop_last
+        cuda = dataset.device.type == "cuda"
+        self.stream = torch.cuda.Stream(dataset.device) if cuda and prefetch > 0 else None
 
     def __len__(self) -> int:
         return self.sampler.num_batches(self.batch_size, self.drop_last)
 
-    def _load(self, windows):
-        return self.dataset.load(windows, self.sampler.crop, self.dtype)
+    def _produce(self, batches, put, stop) -> None:
+        """Decode ahead: up to prefetch + 1 batches are started before the oldest is finished."""
+        crop, pending = self.sampler.crop, deque()
+
+        def finish():
+            x = self.dataset.finish(pending.popleft(), self.dtype)
+            event = None
+            if self.stream is not None:
+                event = torch.cuda.Event()
+                event.record(self.stream)
+            put((x, event))
+
+        ctx = torch.cuda.stream(self.stream) if self.stream is not None else nullcontext()
+        with ctx:
+            for b in batches:
+                if stop.is_set():
+                    return
+                pending.append(self.dataset.start(b, crop))
+                if len(pending) > self.prefetch:
+                    finish()
+            while pending and not stop.is_set():
+                finish()
 
     def __iter__(self):
         batches = self.sampler.batches(self.batch_size, self.drop_last)
         if self.prefetch <= 0:
             for b in batches:
-                yield self._load(b)
+                yield self.dataset.load(b, self.sampler.crop, self.dtype)
             return
         q: queue.Queue = queue.Queue(self.prefetch)
         stop = threading.Event()
@@ -101,10 +147,7 @@ class VideoLoader:
 
         def work():
             try:
-                for b in batches:
-                    if stop.is_set():
-                        return
-                    q.put(self._load(b))
+                self._produce(batches, q.put, stop)
                 q.put(done)
             except BaseException as e:  # handed to the consumer, raised there
                 q.put(e)
@@ -118,7 +161,12 @@ class VideoLoader:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                x, event = item
+                if event is not None:  # order the consumer's stream after the conversion
+                    current = torch.cuda.current_stream(x.device)
+                    current.wait_event(event)
+                    x.record_stream(current)  # made on the loader's stream, used and freed here
+                yield x
         finally:
             stop.set()
             while t.is_alive():  # unblock a producer waiting on a full queue

@@ -64,12 +64,14 @@ class PyAVBackend:
             raise MediaError(f"{idx.path}: frames {start}..{start + n - 1} did not all decode")
         return out
 
-    def decode_batch(self, windows: list[Window], indexes: list[VideoIndex], n: int, crop):
+    def start_batch(self, windows: list[Window], indexes: list[VideoIndex], n: int, crop):
+        """Submit every window to the thread pool; returns (planes, futures): the (pinned)
+        host planes (y, u, v) are complete once every future is done."""
         h, w = crop
         B = len(windows)
         y = torch.empty((B, n, h, w), dtype=torch.uint8, pin_memory=self.pin)
         u = torch.empty((B, n, h // 2, w // 2), dtype=torch.uint8, pin_memory=self.pin)
-        v = torch.empty_like(u)
+        v = torch.empty((B, n, h // 2, w // 2), dtype=torch.uint8, pin_memory=self.pin)
 
         def one(b: int, win: Window):
             planes = self.read(indexes[win.file], win.start, n)
@@ -79,9 +81,7 @@ class PyAVBackend:
                 u[b, t] = torch.from_numpy(pu[yc : yc + h // 2, xc : xc + w // 2])
                 v[b, t] = torch.from_numpy(pv[yc : yc + h // 2, xc : xc + w // 2])
 
-        for f in [self.pool.submit(one, b, win) for b, win in enumerate(windows)]:
-            f.result()
-        return y, u, v
+        return (y, u, v), [self.pool.submit(one, b, win) for b, win in enumerate(windows)]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
