@@ -148,3 +148,31 @@ def plot(metrics_paths, psnr_png, loss_png) -> None:
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)
+
+
+SEED_STUDY = [{"res": "540p", "crop": None, "batch": 7}, {"res": "720p", "crop": [540, 960], "batch": 4}]
+
+
+def main(argv=None) -> None:
+    """`python -m vsr.report --runs RUNS --data DATA --out DIR`: the table and plots from run
+    folders made outside Snakemake (e.g. tools/gpu_study.sh on a machine without it)."""
+    import argparse
+    from types import SimpleNamespace
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--runs", type=Path, required=True, help="folder of {res}/{loader}_{precision}/")
+    ap.add_argument("--data", type=Path, required=True, help="folder of {res}/scenes|frames")
+    ap.add_argument("--png-workers", type=int, default=10)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    runs = sorted(str(p) for p in a.runs.glob("*/*/metrics.jsonl"))
+    if not runs:
+        raise SystemExit(f"{a.runs}: no */*/metrics.jsonl")
+    a.out.mkdir(parents=True, exist_ok=True)
+    names = ("table.md", "benchmark.csv", "psnr.png", "train_loss.png")
+    out = SimpleNamespace(**{k: str(a.out / n) for k, n in zip(("table", "csv", "psnr", "loss"), names)})
+    aggregate(runs, SEED_STUDY, a.png_workers, out, data_root=a.data)
+
+
+if __name__ == "__main__":
+    main()

@@ -91,8 +91,10 @@ def setup_dist(cfg):
 
 
 def sync(device):
+    """Wait for the training stream (all compute, and the batch it was handed), not for the
+    whole device: the loader's decode/convert of later batches runs on its own streams."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(device).synchronize()
     return time.perf_counter()
 
 

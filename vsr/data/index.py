@@ -55,7 +55,7 @@ def build_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     path = Path(path)
     cache = _cache_file(path, Path(cache_dir)) if cache_dir and path.exists() else None
     if cache and cache.exists():
-        return VideoIndex(**json.loads(cache.read_text()))
+        return VideoIndex(**{**json.loads(cache.read_text()), "path": str(path)})  # as named now
     with open_video(path) as c:
         s = c.streams.video[0]
         cc = s.codec_context
