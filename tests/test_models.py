@@ -61,15 +61,17 @@ def test_flownet_checkpoint_roundtrip_and_errors(tmp_path):
         load_checkpoint(other, p)
 
 
-def test_bf16_autocast_close_to_fp32():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_autocast_close_to_fp32(dtype):
     torch.manual_seed(0)
     m = VSRNet(3, features=(8, 4), flow_mode="finetune", flownet_width=0.125).eval()
     x = torch.rand(1, 3, 3, 64, 64)
     with torch.no_grad():
         ref = m(degrade(x))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=dtype):
             low = m(degrade(x))
-    assert torch.isfinite(low).all() and (low - ref).abs().max() < 0.05
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert (low - ref).abs().max() < 0.05
 
 
 def test_metrics_match_scikit_image():

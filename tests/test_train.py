@@ -4,6 +4,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 from conftest import PY, ROOT, run
 
@@ -97,3 +98,76 @@ def test_bad_data_dir_is_one_line(tmp_path):
     )
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1].startswith(f"{tmp_path}: no train scene .mp4")
+
+
+@pytest.fixture(scope="module")
+def one_sequence(tmp_path_factory):
+    """One 3-frame 192x128 sequence, as the only train scene and the only val scene."""
+    from vsr.media.synth import render_frames
+    from vsr.media.transcode import encode_frames
+
+    d = tmp_path_factory.mktemp("one")
+    frames = [f for _, f in render_frames(192, 128, 60, 1, 0.1, 3)][:3]
+    for split in ("train", "val"):
+        encode_frames(frames, d / "scenes" / split / "scene_000.mp4", 60, keyframe_interval=4)
+    return d
+
+
+def test_overfit_one_sequence_beats_bicubic(one_sequence, tmp_path):
+    cfg = dict(
+        CFG,
+        batch=1,
+        crop=None,
+        iterations=400,
+        val_every=400,
+        checkpoint_every=400,
+        val_stride=1,
+        lr_min=3e-3,
+        lr_max=3e-3,
+        weight_decay=0.0,
+        log_images_every=1000,
+        model={"features": [32, 16]},
+        flownet={"mode": "none"},
+    )
+    r = run(
+        [
+            PY,
+            "-m",
+            "vsr.train",
+            "--cfg",
+            json.dumps(cfg),
+            "--data",
+            str(one_sequence),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    val = [x for x in _lines(tmp_path / "o") if x["kind"] == "val"][-1]
+    assert val["count"] == 1
+    assert val["model/psnr-Y-box4x-crop4"] > val["bicubic/psnr-Y-box4x-crop4"] + 0.2, val
+    assert val["psnr_gain_over_bicubic"] > 0.2
+
+
+def test_nan_loss_stops_with_a_clear_message(one_sequence, tmp_path):
+    cfg = dict(CFG, batch=1, crop=None, iterations=4, lr_min=1e30, lr_max=1e30)
+    r = run(
+        [
+            PY,
+            "-m",
+            "vsr.train",
+            "--cfg",
+            json.dumps(cfg),
+            "--data",
+            str(one_sequence),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        timeout=300,
+    )
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert "loss is nan at iteration 2 (fp32): stopping" in last, r.stderr[-2000:]
+    assert not (tmp_path / "o" / "metrics.jsonl").exists()  # no final output left behind

@@ -30,6 +30,7 @@ COLUMNS = [  # the seed's columns, in the seed's order, then ours
     "Images/s",
     "Val PSNR (dB)",
     "PSNR gain over bicubic (dB)",
+    "GPU busy (%)",
     "Device",
 ]
 
@@ -88,11 +89,11 @@ def build_rows(metrics_paths, study, png_workers, warmup: int = 1, data_root="da
                 "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan"))
                 if len(val)
                 else float("nan"),
+                "GPU busy (%)": mon.get("gpu_util_mean", float("nan")),
                 "Device": f"{mon.get('device', '?')} x{mon.get('world_size', 1)}",
                 # extra machine-readable columns for benchmark.csv
                 "cpu_percent": mon.get("cpu_percent_mean", float("nan")),
                 "peak_mem_gb": mon.get("peak_mem_gb", float("nan")),
-                "gpu_util_mean": mon.get("gpu_util_mean", float("nan")),
                 "data_ms_p95": steady["data_ms"].quantile(0.95),
                 "backend": mon.get("backend", ""),
                 "iterations": int(train["iter"].max()),

@@ -341,6 +341,7 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
                 pred, target, _ = sr_step(ddp, hr, fl["flow_from"])
             loss = F.mse_loss(pred.float(), target)
             if not torch.isfinite(loss):
+                bar.close()  # so that the message is the last line
                 raise TrainError(
                     f"[vsr.train] loss is {loss.item()} at iteration {it + 1} ({cfg['precision']}): stopping"
                 )
