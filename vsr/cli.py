@@ -32,12 +32,41 @@ def _device_name(device: torch.device) -> str:
     return f"CPU {platform.machine()} x{os.cpu_count()}"
 
 
+class _TorchcodecBatches:
+    """Peer baseline for the cpu backend: the sampler's windows decoded by torchcodec's
+    exact-seek CPU decoder (its own RGB conversion), `threads` windows at a time, one cached
+    decoder per file and thread; no prefetching (torchcodec has no loader)."""
+
+    def __init__(self, files, n, sampler, batch, threads, device, dtype):
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.files, self.n, self.sampler, self.batch = [str(f) for f in files], n, sampler, batch
+        self.device, self.dtype = device, dtype
+        self.pool, self.local = ThreadPoolExecutor(threads), threading.local()
+
+    def _window(self, win):
+        from torchcodec.decoders import VideoDecoder
+
+        cache = self.local.__dict__.setdefault("decoders", {})
+        if win.file not in cache:
+            cache[win.file] = VideoDecoder(self.files[win.file], seek_mode="exact", device="cpu")
+        h, w = self.sampler.crop
+        frames = cache[win.file].get_frames_in_range(win.start, win.start + self.n).data
+        return frames[:, :, win.y0 : win.y0 + h, win.x0 : win.x0 + w]
+
+    def __iter__(self):
+        for b in self.sampler.batches(self.batch, True):
+            x = torch.stack(list(self.pool.map(self._window, b)))
+            yield x.to(self.device, non_blocking=True).float().div_(255.0).to(self.dtype)
+
+
 def bench_loader(a) -> dict:
     from vsr.data.sampler import WindowSampler
 
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = DTYPES[a.dtype]
-    files = _files(a.data, a.loader, a.split)
+    files = _files(a.data, "png" if a.loader == "png" else "nvvl", a.split)
     crop = tuple(a.crop) if a.crop else None
     t_build = time.perf_counter()
     if a.loader == "nvvl":
@@ -62,6 +91,14 @@ def bench_loader(a) -> dict:
         sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed)
         loader = PngLoader(ds, a.batch, sampler, device, dtype, a.workers)
         backend = f"{a.workers} workers"
+    elif a.loader == "torchcodec":
+        from vsr.data.index import build_index
+
+        lengths = [build_index(f, a.data / ".index").frames for f in files]
+        first = build_index(files[0], a.data / ".index")
+        sampler = WindowSampler(lengths, a.frames, (first.height, first.width), crop, True, a.seed)
+        loader = _TorchcodecBatches(files, a.frames, sampler, a.batch, a.threads, device, dtype)
+        backend, ds = f"torchcodec (exact seek, {a.threads} threads)", None
     else:
         raise SystemExit(f"unknown loader {a.loader}")
     t_build = time.perf_counter() - t_build
@@ -93,7 +130,7 @@ def bench_loader(a) -> dict:
                 time.sleep(a.step_ms / 1e3)
     wall = time.perf_counter() - t_start
     s = mon.stop()
-    if hasattr(ds, "close"):
+    if ds is not None and hasattr(ds, "close"):
         ds.close()
     w = np.array(waits) * 1e3
     seq = a.iters * a.batch / wall
@@ -231,7 +268,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="vsr", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench-loader", help="time a loader alone (no model)")
-    b.add_argument("--loader", choices=["nvvl", "png"], required=True)
+    b.add_argument("--loader", choices=["nvvl", "png", "torchcodec"], required=True)
     b.add_argument("--backend", default="auto", choices=["auto", "nvdec", "cpu"])
     b.add_argument("--data", type=Path, required=True, help="data/{res}")
     b.add_argument("--split", default="train")
