@@ -75,9 +75,8 @@ def cell_cfg(wildcards):
     return shlex.quote(json.dumps(cfg, sort_keys=True))
 
 
-ROOT = (
-    workflow.basedir
-)  # the checkout: jobs import `vsr` from here (venv, conda env or SLURM node)
+# the checkout: jobs import `vsr` from here (venv, conda env or SLURM node)
+ROOT = workflow.basedir
 
 
 def python():
