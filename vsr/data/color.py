@@ -40,17 +40,22 @@ def yuv420_to_rgb(
     """
     kr, kb = MATRICES[matrix]
     kg = 1.0 - kr - kb
-    yf = y.float()
-    uf = u.float().repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1) - 128.0
-    vf = v.float().repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1) - 128.0
     if full_range:
-        yl, cs = yf, 1.0
+        yl, cs = y.float(), 1.0
     else:
-        yl, cs = (yf - 16.0) * (255.0 / 219.0), 255.0 / 224.0
-    r = yl + (2.0 * (1.0 - kr) * cs) * vf
-    b = yl + (2.0 * (1.0 - kb) * cs) * uf
-    g = (yl - kr * r - kb * b) / kg
-    rgb = torch.stack((r, g, b), dim=-3).round_().clamp_(0.0, 255.0)
+        yl, cs = y.float().sub_(16.0).mul_(255.0 / 219.0), 255.0 / 224.0
+    # Chroma terms at chroma resolution; each covers its 2x2 luma block by broadcasting, so the
+    # upsampled chroma planes are never materialised (3x fewer passes than repeating them).
+    uf, vf = u.float().sub_(128.0), v.float().sub_(128.0)
+    cr = vf * (2.0 * (1.0 - kr) * cs)
+    cb = uf * (2.0 * (1.0 - kb) * cs)
+    cg = (cr * kr).add_(cb * kb).div_(-kg)
+    *lead, H, W = y.shape
+    out = torch.empty((*lead, 3, H // 2, 2, W // 2, 2), dtype=torch.float32, device=y.device)
+    yb = yl.view(*lead, H // 2, 2, W // 2, 2)
+    for c, term in enumerate((cr, cg, cb)):
+        torch.add(yb, term.view(*lead, H // 2, 1, W // 2, 1), out=out.select(-5, c))
+    rgb = out.view(*lead, 3, H, W).round_().clamp_(0.0, 255.0)
     if out_dtype == torch.uint8:
         return rgb.to(torch.uint8)
-    return (rgb / 255.0).to(out_dtype)
+    return rgb.div_(255.0).to(out_dtype)
