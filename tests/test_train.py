@@ -171,3 +171,28 @@ def test_nan_loss_stops_with_a_clear_message(one_sequence, tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert "loss is nan at iteration 2 (fp32): stopping" in last, r.stderr[-2000:]
     assert not (tmp_path / "o" / "metrics.jsonl").exists()  # no final output left behind
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_runs_have_finite_losses(one_sequence, tmp_path, precision):
+    cfg = dict(CFG, batch=1, crop=None, iterations=3, val_every=3, precision=precision)
+    r = run(
+        [
+            PY,
+            "-m",
+            "vsr.train",
+            "--cfg",
+            json.dumps(cfg),
+            "--data",
+            str(one_sequence),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = _lines(tmp_path / "o")
+    losses = [x["loss"] for x in lines if x["kind"] == "train"]
+    assert len(losses) == 3 and all(0 < v < 1 for v in losses)
+    val = [x for x in lines if x["kind"] == "val"][-1]
+    assert 5 < val["model/psnr-Y-box4x-crop4"] < 60
