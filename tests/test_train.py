@@ -25,6 +25,12 @@ CFG = {
 }
 
 
+def train(cfg, data, out, **kw):
+    """`python -m vsr.train` as the Snakemake rule runs it, one process."""
+    cmd = [PY, "-m", "vsr.train", "--cfg", json.dumps(cfg), "--data", str(data), "--out", str(out)]
+    return run(cmd, **kw)
+
+
 def _lines(out):
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -129,21 +135,7 @@ def test_overfit_one_sequence_beats_bicubic(one_sequence, tmp_path):
         model={"features": [32, 16]},
         flownet={"mode": "none"},
     )
-    r = run(
-        [
-            PY,
-            "-m",
-            "vsr.train",
-            "--cfg",
-            json.dumps(cfg),
-            "--data",
-            str(one_sequence),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        env={**os.environ, "OMP_NUM_THREADS": "2"},
-        timeout=600,
-    )
+    r = train(cfg, one_sequence, tmp_path / "o", env={**os.environ, "OMP_NUM_THREADS": "2"}, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     val = [x for x in _lines(tmp_path / "o") if x["kind"] == "val"][-1]
     assert val["count"] == 1
@@ -153,20 +145,7 @@ def test_overfit_one_sequence_beats_bicubic(one_sequence, tmp_path):
 
 def test_nan_loss_stops_with_a_clear_message(one_sequence, tmp_path):
     cfg = dict(CFG, batch=1, crop=None, iterations=4, lr_min=1e30, lr_max=1e30)
-    r = run(
-        [
-            PY,
-            "-m",
-            "vsr.train",
-            "--cfg",
-            json.dumps(cfg),
-            "--data",
-            str(one_sequence),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        timeout=300,
-    )
+    r = train(cfg, one_sequence, tmp_path / "o", timeout=300)
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "loss is nan at iteration 2 (fp32): stopping" in last, r.stderr[-2000:]
@@ -176,20 +155,7 @@ def test_nan_loss_stops_with_a_clear_message(one_sequence, tmp_path):
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_half_precision_runs_have_finite_losses(one_sequence, tmp_path, precision):
     cfg = dict(CFG, batch=1, crop=None, iterations=3, val_every=3, precision=precision)
-    r = run(
-        [
-            PY,
-            "-m",
-            "vsr.train",
-            "--cfg",
-            json.dumps(cfg),
-            "--data",
-            str(one_sequence),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        timeout=300,
-    )
+    r = train(cfg, one_sequence, tmp_path / "o", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = _lines(tmp_path / "o")
     losses = [x["loss"] for x in lines if x["kind"] == "train"]
