@@ -63,19 +63,26 @@ def _jobs(out: str) -> dict:
     return jobs
 
 
-def test_slurm_profile_dry_run_shows_requests(tmp_path):
+def profile_dry_run(tmp, overlay) -> str:
+    """`snakemake -n train_nvvl_fp32` with the SLURM profile and the default config + overlay."""
+    profile = str(ROOT / "profiles" / "slurm")
     r = snake(
         "-n",
         "--workflow-profile",
-        str(ROOT / "profiles" / "slurm"),
+        profile,
         "--",
         "train_nvvl_fp32",
-        tmp=tmp_path,
+        tmp=tmp,
         config=ROOT / "config.yaml",
-        overlay={"train": {"gpus": 4, "threads": 32}},
+        overlay=overlay,
     )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
+    return out
+
+
+def test_slurm_profile_dry_run_shows_requests(tmp_path):
+    out = profile_dry_run(tmp_path, {"train": {"gpus": 4, "threads": 32}})
     jobs = _jobs(out)
     assert "mem_mb=4000" in jobs["synthesize"][0] and "runtime=30" in jobs["synthesize"][0]
     (train,) = jobs["train"][:1]
@@ -85,18 +92,7 @@ def test_slurm_profile_dry_run_shows_requests(tmp_path):
 
 
 def test_multi_node_rule_uses_srun_and_c10d(tmp_path):
-    r = snake(
-        "-n",
-        "--workflow-profile",
-        str(ROOT / "profiles" / "slurm"),
-        "--",
-        "train_nvvl_fp32",
-        tmp=tmp_path,
-        config=ROOT / "config.yaml",
-        overlay={"train": {"gpus": 8, "nodes": 2, "threads": 64}},
-    )
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out
+    out = profile_dry_run(tmp_path, {"train": {"gpus": 8, "nodes": 2, "threads": 64}})
     train = _jobs(out)["train"][0]
     for want in ("nodes=2", "tasks=2", "tasks_per_gpu=0", "mpi=srun", "gres=gpu:8"):
         assert want in train, train
