@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vsr.data.color import matrix_from_tags, yuv420_to_rgb
+from vsr.color import matrix_from_tags, yuv420_to_rgb
 from vsr.media.io import MediaError, atomic_dir, atomic_path, ffmpeg_exe, open_video
 
 RESOLUTIONS = {"4K": (3840, 2160), "1080p": (1920, 1080), "720p": (1280, 720), "540p": (960, 540)}
