@@ -28,7 +28,7 @@ from vsr.data.sampler import WindowSampler
 from vsr.media.io import MediaError
 from vsr.metrics import bicubic_upscale, metric_name, psnr, rgb_to_studio_y, ssim, studio_y
 from vsr.models.flownet_sd import CheckpointError
-from vsr.models.vsrnet import SCALE, VSRNet, degrade, sr_step
+from vsr.models.vsrnet import SCALE, build_vsrnet, degrade, sr_step
 from vsr.sysmon import SysMon
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -241,9 +241,7 @@ def run(cfg: dict, data: Path, out: Path) -> dict:
     else:
         log(f"[vsr.train] flownet: mode {fl['mode']}, checkpoint {fl['checkpoint']}")
 
-    model = VSRNet(
-        cfg["frames"], tuple(cfg["model"]["features"]), fl["mode"], fl["checkpoint"], fl["width"]
-    ).to(device)
+    model = build_vsrnet(cfg).to(device)
     if cfg["sync_bn"] and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -129,3 +129,9 @@ def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
     lr_up = degrade(hr)
     pred = model(lr_up, flow_src=hr if flow_from == "hr" else None)
     return pred, target, rgb_to_y(lr_up[:, c]).float()
+
+
+def build_vsrnet(cfg: dict) -> VSRNet:
+    """The VSRNet a training config describes (the `cfg` stored in train_state.pt / final.pt)."""
+    fl = cfg["flownet"]
+    return VSRNet(cfg["frames"], tuple(cfg["model"]["features"]), fl["mode"], fl["checkpoint"], fl["width"])
