@@ -82,7 +82,7 @@ def test_resume_after_sigkill(clipdir, tmp_path):
     assert 4 <= done < 8 and not (out / "metrics.jsonl").exists()
     r = run(cmd, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"resumed from {state} at iteration {done}" in r.stdout
+    assert f"continuing from {state} at iteration {done}" in r.stdout
     its = [x["iter"] for x in _lines(out) if x["kind"] == "train"]
     assert its == list(range(1, 9))  # the curve continues, no gap, no repeat
 
@@ -103,7 +103,7 @@ def test_bad_data_dir_is_one_line(tmp_path):
         timeout=120,
     )
     assert r.returncode != 0
-    assert r.stderr.strip().splitlines()[-1].startswith(f"{tmp_path}: no train scene .mp4")
+    assert f"{tmp_path}: no train scene .mp4" in r.stderr.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")

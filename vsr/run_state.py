@@ -1,0 +1,149 @@
+"""A run directory's state: one owner at a time, checkpoints with a fallback, full history.
+
+Files in `runs/<res>/<cell>/`:
+- `.lock`: held (flock) by the trainer that owns the directory; the kernel drops it when that
+  process dies, so a killed owner never blocks a rerun, and a live one is never joined.
+- `train_state.pt` (+ `train_state.prev.pt`, the one before): everything to continue a run.
+- `history.jsonl`: one line per train iteration / validation, never renamed or truncated past
+  the checkpoint it belongs to; `metrics.jsonl` (the workflow's output) is a copy made at the end.
+So deleting the workflow's outputs (`--forcerun`, a raised `train.iterations`) continues the run
+with its whole history; a history that does not cover the checkpoint starts the run clean.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class RunError(SystemExit):
+    """Stops the run with a one-line message."""
+
+
+class RunLock:
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+        self.fd = None
+
+    def acquire(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise RunError(
+                f"[vsr.train] {self.path.parent}: another trainer (pid {owner}) is writing this run; "
+                "stop it (or wait for it) before starting again"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_state(state: dict, out: Path) -> None:
+    """train_state.pt, keeping the previous one as train_state.prev.pt."""
+    cur, prev = out / "train_state.pt", out / "train_state.prev.pt"
+    if cur.exists():
+        os.replace(cur, prev)
+    atomic_save(state, cur)
+
+
+def load_state(out: Path, device, log) -> dict | None:
+    """The newest readable checkpoint (falling back to the previous one, saying so), or None."""
+    cur, prev = out / "train_state.pt", out / "train_state.prev.pt"
+    errors = []
+    for p in (cur, prev):
+        if not p.exists():
+            continue
+        try:
+            st = torch.load(p, map_location=device, weights_only=False)
+            if not isinstance(st, dict) or "iter" not in st:
+                raise ValueError("not a train_state checkpoint")
+        except Exception as e:  # truncated, corrupt, foreign
+            errors.append(f"{p} is unreadable ({type(e).__name__}: {str(e)[:80]})")
+            continue
+        if errors:
+            log(f"[vsr.train] warning: {errors[0]}: continuing from the previous checkpoint {p}")
+        return st
+    if errors:
+        raise RunError(
+            f"[vsr.train] error: {'; '.join(errors)}. Delete {out} (or the files named) to start "
+            "this run over"
+        )
+    return None
+
+
+def discard_state(out: Path) -> None:
+    for name in ("train_state.pt", "train_state.prev.pt", "history.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "tb", ignore_errors=True)
+
+
+class History:
+    """history.jsonl: records of every iteration the checkpoint covers, then the new ones."""
+
+    def __init__(self, out: Path):
+        self.path = out / "history.jsonl"
+
+    def records(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(ln) for ln in self.path.read_text().splitlines() if ln.strip()]
+
+    def covers(self, it: int) -> bool:
+        """True if there is one train record for each of iterations 1..it."""
+        got = [r["iter"] for r in self.records() if r.get("kind") == "train" and r["iter"] <= it]
+        return got == list(range(1, it + 1))
+
+    def truncate(self, it: int) -> None:
+        """Drop records past the checkpoint's iteration (they are about to be redone)."""
+        keep = [r for r in self.records() if r["iter"] <= it]
+        tmp = self.path.with_name(".history.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+        os.replace(tmp, self.path)
+
+    def append(self, recs: list[dict]) -> None:
+        if recs:
+            with open(self.path, "a") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in recs))
+
+    def publish(self, dest: Path) -> None:
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(self.path, tmp)
+        os.replace(tmp, dest)
+
+
+def rng_state():
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_rng_state(s):
+    torch.set_rng_state(s["torch"].cpu())
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if s.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.cpu() for t in s["cuda"]])

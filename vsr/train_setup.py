@@ -1,0 +1,163 @@
+"""Setting a training run up: processes, loaders, model, and where to continue from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from vsr import run_state as rs
+from vsr.data.nvvl import VideoDataset, VideoLoader
+from vsr.data.png import PngLoader, PngSequenceDataset
+from vsr.data.sampler import WindowSampler
+from vsr.models.vsrnet import build_vsrnet
+from vsr.step import DTYPES
+from vsr.train_config import changed_settings
+
+TrainError = rs.RunError
+
+
+def setup_dist(cfg):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cfg["gpus"] > 0 and not torch.cuda.is_available():
+        raise TrainError(f"[vsr.train] error: train.gpus={cfg['gpus']} but no CUDA device is visible")
+    device = torch.device(f"cuda:{local}") if cfg["gpus"] > 0 else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 cells run on TF32 tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+    if world > 1:
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None
+        )
+    return rank, world, device
+
+
+def list_inputs(data: Path, loader: str, split: str) -> list[Path]:
+    """Scene mp4s (nvvl) or frame folders (png) of a split; hidden temp outputs are skipped."""
+    if loader == "nvvl":
+        files = sorted((data / "scenes" / split).glob("[!.]*.mp4"))
+    else:
+        d = data / "frames" / split
+        files = (
+            sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) if d.is_dir() else []
+        )
+    if not files:
+        kind = "scene .mp4 files" if loader == "nvvl" else "frame folders"
+        raise TrainError(f"[vsr.train] error: {data}: no {split} {kind} for the {loader} loader")
+    return files
+
+
+def make_loader(cfg, data: Path, split: str, rank, world, device, train: bool):
+    files = list_inputs(data, cfg["loader"], split)
+    dtype = DTYPES[cfg["precision"]]
+    stride, crop = (1, cfg["crop"]) if train else (cfg["val_stride"], None)
+    if cfg["loader"] == "nvvl":
+        nv = cfg["nvvl"]
+        ds = VideoDataset(
+            files,
+            cfg["frames"],
+            device,
+            nv["backend"],
+            index_cache_dir=data / ".index",
+            decoders=nv["decoders_per_gpu"],
+            cpu_threads=nv["cpu_threads"],
+        )
+    else:
+        ds = PngSequenceDataset(files, cfg["frames"])
+    H, W = ds.frame_hw
+    if crop and (crop[0] > H or crop[1] > W):
+        raise TrainError(
+            f"[vsr.train] error: crop {crop[0]}x{crop[1]} is larger than the frames ({H}x{W}) of {data}"
+        )
+    sampler = WindowSampler(
+        ds.lengths, cfg["frames"], ds.frame_hw, crop, train, cfg["seed"], rank, world, stride
+    )
+    if train and len(sampler) < cfg["batch"]:
+        raise TrainError(
+            f"[vsr.train] error: batch {cfg['batch']} is larger than the {len(sampler)} training windows "
+            f"per rank ({len(sampler.windows)} windows of {cfg['frames']} frames over {world} rank(s)): "
+            "lower the batch or add data"
+        )
+    if cfg["loader"] == "nvvl":
+        return VideoLoader(ds, cfg["batch"], sampler, dtype, cfg["nvvl"]["prefetch"], drop_last=train)
+    workers = cfg["png_workers"] if train else 0
+    return PngLoader(ds, cfg["batch"], sampler, device, dtype, workers, drop_last=train)
+
+
+def build_model(cfg, device, world, log):
+    fl = cfg["flownet"]
+    if not fl["checkpoint"] and fl["mode"] in ("finetune", "frozen"):
+        log(
+            f"[vsr.train] flownet: no checkpoint, mode {fl['mode']}: FlowNet-SD (width {fl['width']}) "
+            "starts from zero flow and is trained end to end by the SR loss"
+        )
+    else:
+        log(f"[vsr.train] flownet: mode {fl['mode']}, checkpoint {fl['checkpoint']}")
+    model = build_vsrnet(cfg).to(device)
+    if cfg["channels_last"] and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if cfg["sync_bn"] and world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    use_compile = cfg["compile"] is True or (cfg["compile"] == "auto" and device.type == "cuda")
+    fwd = torch.compile(ddp) if use_compile else ddp
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log(
+        f"[vsr.train] trainable parameters: {n:,}; torch.compile {'on' if use_compile else 'off'}, "
+        f"channels_last {cfg['channels_last'] and device.type == 'cuda'}"
+    )
+    return model, ddp, fwd
+
+
+def resume_point(cfg, out: Path, rank, world, device, log):
+    """The checkpoint to continue from (None: start clean), decided once by rank 0."""
+    decision = [None]
+    if rank == 0:
+        st = rs.load_state(out, "cpu", log)
+        hist = rs.History(out)
+        if st is not None and changed_settings(st["cfg"], cfg):
+            log(
+                "[vsr.train] settings changed since the checkpoint "
+                f"({', '.join(changed_settings(st['cfg'], cfg))}): "
+                "starting this run over"
+            )
+            st = None
+        elif st is not None and not hist.covers(st["iter"]):
+            log(
+                f"[vsr.train] {hist.path} does not hold iterations 1..{st['iter']} of the checkpoint: "
+                "starting over"
+            )
+            st = None
+        if st is None:
+            rs.discard_state(out)
+        else:
+            hist.truncate(st["iter"])
+        decision = [st]
+    if world > 1:
+        dist.broadcast_object_list(decision, src=0)
+    st = decision[0]
+    if st is not None:
+        st = torch.load(out / "train_state.pt", map_location=device, weights_only=False) if rank else st
+    return st
+
+
+def take_lock(out: Path, rank, world) -> rs.RunLock | None:
+    lock, err = None, [None]
+    if rank == 0:
+        lock = rs.RunLock(out)
+        try:
+            lock.acquire()
+        except rs.RunError as e:
+            err = [str(e)]
+    if world > 1:
+        dist.broadcast_object_list(err, src=0)
+    if err[0]:
+        raise TrainError(err[0])
+    return lock
