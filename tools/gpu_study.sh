@@ -2,7 +2,7 @@
 # The GPU measurements of docs/benchmarks.md, run on the lent machine (device tool), which has
 # torch but no ffmpeg/snakemake: data is made with PyAV (`vsr prepare`), cells are run with
 # `python -m vsr.train` using config/gpu.yaml's settings, the table with vsr.report.
-#   bash tools/gpu_study.sh prepare bench train profile    (wheels in .whl/, results in $OUT)
+#   bash tools/gpu_study.sh prepare step bench train profile    (wheels in .whl/, results in $OUT)
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
@@ -41,6 +41,9 @@ train)
     done; done
   done
   python3 -m vsr.report --runs "$D/runs" --data "$D" --png-workers 10 --out "$OUT" && cat "$OUT/table.md" ;;
+step)  # the training step alone on random input (vsr.bench_step), profile tables of eager vs compiled
+  python3 -m vsr.bench_step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
+    --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>&1 | grep -v Warning ;;
 profile)  # where the time of the slowest nvvl cell goes: py-spy samples every thread, idle too
   res=${PROFILE_RES:-720p}; p=${PROFILE_PREC:-fp16}
   if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi

@@ -1,0 +1,136 @@
+"""The training step alone, on random input: ms/step, images/s, TFLOP/s per variant.
+
+    python -m vsr.bench_step --variants eager,tuned,compiled --precisions fp16,bf16,fp32 \
+        --flow finetune,frozen,none --out step.csv [--profile prof.txt]
+
+`eager` is the step as it was landed (no cudnn autotuning, NCHW, eager); `tuned` adds cudnn
+autotuning + channels_last; `compiled` adds torch.compile. It runs the trainer's own
+train_step / optimiser / GradScaler, so what it measures is what training runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+
+from vsr.models.vsrnet import build_vsrnet
+from vsr.optim import make_optimizer
+from vsr.step import autocast_for, train_step
+from vsr.train_config import merged
+
+
+def step_flop(cfg, device, batch, hw) -> float:
+    """Forward + backward FLOP of one step, counted at 64x128 and scaled to hw (convs are linear
+    in pixels)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_vsrnet(cfg).to(device)
+    x = torch.rand(1, cfg["frames"], 3, 128, 256, device=device)
+    with FlopCounterMode(display=False) as fc:
+        from vsr.models.vsrnet import sr_step
+
+        pred, target, _ = sr_step(model, x)
+        torch.nn.functional.mse_loss(pred, target).backward()
+    return fc.get_total_flops() * batch * hw[0] * hw[1] / (128 * 256)
+
+
+def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):
+    cfg = merged(
+        {
+            "precision": precision,
+            "gpus": 1,
+            "model": {"features": features},
+            "iterations": 10_000,
+            "flownet": {"mode": flow, "width": width, "checkpoint": None},
+        }
+    )
+    if flow == "frozen":  # a frozen random FlowNet is refused by the model: time it as if loaded
+        cfg["flownet"]["mode"] = "finetune"
+    torch.backends.cudnn.benchmark = variant != "eager"
+    model = build_vsrnet(cfg).to(device)
+    if flow == "frozen":
+        model.flownet.requires_grad_(False)
+        model.flow_mode = "frozen"
+    if variant != "eager":
+        model = model.to(memory_format=torch.channels_last)
+    fwd = torch.compile(model) if variant == "compiled" else model
+    opt, sched = make_optimizer(model, cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    ac = autocast_for(cfg, device)
+    x = torch.rand(batch, 3, 3, *hw, device=device)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        train_step(fwd, x, opt, sched, scaler, ac, "lr")
+    torch.cuda.synchronize()
+    warm_s = time.perf_counter() - t0
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        train_step(fwd, x, opt, sched, scaler, ac, "lr")
+    end.record()
+    torch.cuda.synchronize()
+    ms = start.elapsed_time(end) / iters
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as prof
+
+        with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+            for _ in range(5):
+                train_step(fwd, x, opt, sched, scaler, ac, "lr")
+            torch.cuda.synchronize()
+        with open(profile, "a") as f:
+            f.write(f"\n## {variant} {precision} flow {flow} batch {batch} {hw}\n")
+            f.write(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+    flop = step_flop(cfg, device, batch, hw)
+    row = {
+        "variant": variant,
+        "precision": precision,
+        "flow": flow,
+        "batch": batch,
+        "hw": f"{hw[0]}x{hw[1]}",
+        "ms_per_step": round(ms, 2),
+        "images_per_s": round(batch * 1e3 / ms, 1),
+        "step_tflop": round(flop / 1e12, 2),
+        "tflop_per_s": round(flop / ms / 1e9, 1),
+        "warmup_s": round(warm_s, 1),
+        "peak_gb": round(torch.cuda.max_memory_allocated() / 1e9, 1),
+        "device": torch.cuda.get_device_name(),
+    }
+    print(row, flush=True)
+    torch.cuda.reset_peak_memory_stats()
+    return row
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--variants", default="eager,tuned,compiled")
+    ap.add_argument("--precisions", default="fp16,bf16,fp32")
+    ap.add_argument("--flow", default="finetune")
+    ap.add_argument("--batch", type=int, default=7)
+    ap.add_argument("--hw", type=int, nargs=2, default=[512, 960])
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--features", type=int, nargs=2, default=[64, 32])
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", default=None, help="append torch.profiler tables here")
+    a = ap.parse_args(argv)
+    device = torch.device("cuda")
+    rows = []
+    for flow in a.flow.split(","):
+        for v in a.variants.split(","):
+            for p in a.precisions.split(","):
+                prof = a.profile if p == "fp16" and v in ("eager", "compiled") else None
+                rows.append(
+                    bench(v, p, flow, a.batch, tuple(a.hw), a.iters, device, a.features, a.width, prof)
+                )
+    df = pd.DataFrame(rows)
+    print(df.to_markdown(index=False))
+    if a.out:
+        df.to_csv(a.out, index=False, mode="a")
+
+
+if __name__ == "__main__":
+    main()
