@@ -32,6 +32,44 @@ def _prepare(a):
     prepare(a)
 
 
+def _one_line_errors(cmd: str, run, a) -> None:
+    """Run `run(a)`; a bad checkpoint or video ends the command with its one-line message."""
+    from vsr.infer import CheckpointError
+    from vsr.media.io import MediaError
+
+    try:
+        run(a)
+    except (CheckpointError, MediaError) as e:
+        raise SystemExit(f"vsr {cmd}: {e}") from None
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+
+
+def _split_checkpoints(a, parser) -> None:
+    """`--checkpoint A.pt B.pt clip.mp4`: argparse gives every path to --checkpoint; the
+    checkpoints are the first one and those after it that end like a checkpoint."""
+    n = 1
+    while n < len(a.checkpoint) and a.checkpoint[n].endswith(CHECKPOINT_SUFFIXES):
+        n += 1
+    a.videos = [Path(v) for v in a.checkpoint[n:]] + list(a.videos)
+    a.checkpoint = [Path(c) for c in a.checkpoint[:n]]
+    if not a.videos:
+        parser.error("evaluate: give at least one video after the checkpoints")
+
+
+def _evaluate(a):
+    from vsr.evaluate import main
+
+    _one_line_errors("evaluate", main, a)
+
+
+def _upscale(a):
+    from vsr.upscale import main
+
+    _one_line_errors("upscale", main, a)
+
+
 def _bench_args(sub) -> None:
     b = sub.add_parser("bench-loader", help="time a loader alone (no model)")
     b.add_argument("--loader", choices=["nvvl", "png", "torchcodec"], required=True)
@@ -85,12 +123,41 @@ def _prepare_args(sub) -> None:
     p.set_defaults(func=_prepare)
 
 
+def _model_args(sub) -> None:
+    e = sub.add_parser("evaluate", help="per-clip Y-PSNR/SSIM of checkpoints beside bicubic")
+    e.add_argument(
+        "--checkpoint",
+        nargs="+",
+        required=True,
+        help="final.pt file(s) of vsr.train; the first argument after them not ending in "
+        ".pt/.pth starts the videos (or separate them with --)",
+    )
+    e.add_argument("videos", nargs="*", type=Path, help="HR clips (degraded by 4x4 box average)")
+    e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    e.add_argument("--max-frames", type=int, default=None, help="only the first N frames per clip")
+    e.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
+    e.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    e.set_defaults(func=_evaluate)
+    u = sub.add_parser("upscale", help="every frame x4 with a checkpoint (H.264, audio kept)")
+    u.add_argument("input", type=Path)
+    u.add_argument("output", type=Path)
+    u.add_argument("--checkpoint", required=True, type=Path)
+    u.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    u.add_argument("--decode", choices=["pyav", "nvdec"], default="pyav", help="nvdec: PyNvVideoCodec")
+    u.add_argument("--crf", type=int, default=18)
+    u.add_argument("--preset", default="medium")
+    u.set_defaults(func=_upscale)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="vsr", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     _bench_args(sub)
     _prepare_args(sub)
+    _model_args(sub)
     a = ap.parse_args(argv)
+    if a.cmd == "evaluate":
+        _split_checkpoints(a, ap)
     a.func(a)
 
 
