@@ -2,6 +2,7 @@
 and VSRNet checkpoints in vsr.train's final.pt format."""
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -14,6 +15,7 @@ from vsr.models.vsrnet import build_vsrnet
 def make_clip(path, width=160, height=120, frames=6, fps=30, audio=None):
     """H.264 yuv420p clip of rendered frames; `audio`: None, 'aac' or 'pcm_s16le' (1 s tone)."""
     imgs = [f for _, f in render_frames(width, height, fps, 1, frames / fps + 0.5, 3)][:frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fmt = "mov" if audio == "pcm_s16le" else "mp4"
     with av.open(str(path), "w", format=fmt) as c:
         v = c.add_stream("libx264", rate=fps)
