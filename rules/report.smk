@@ -1,3 +1,26 @@
+rule sample:
+    input:
+        checkpoint=f"runs/{{res}}/{LOADERS[0]}_{PRECISIONS[0]}/final.pt",
+        # the first val scene (known once split_scenes has run)
+        video=lambda wc: "data/{}/scenes/val/{}.mp4".format(
+            wc.res, next(r["scene"] for r in scene_rows(wc) if r["split"] == "val")
+        ),
+    output:
+        report(
+            "results/{res}/sample.png",
+            category="Samples",
+            caption="../report/sample.rst",
+            labels={"resolution": "{res}"},
+        ),
+    log:
+        "logs/sample/{res}.log",
+    localrule: True
+    conda:
+        "../envs/vsr.yaml"
+    script:
+        "../workflow/scripts/sample.py"
+
+
 rule aggregate:
     input:
         metrics=expand(
@@ -13,6 +36,7 @@ rule aggregate:
             precision=PRECISIONS,
         ),
         data=expand("data/{res}/.complete", res=list(STUDY)),
+        samples=expand("results/{res}/sample.png", res=list(STUDY)),
     output:
         table=report(
             "results/table.md", category="Benchmark", caption="../report/table.rst"

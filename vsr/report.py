@@ -11,9 +11,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from vsr.media.io import atomic_path  # noqa: E402
 from vsr.media.transcode import dir_size_bytes  # noqa: E402
+
+SMOKE_ITERS = 100  # runs shorter than this are smoke runs: every stage ran, no study numbers
 
 COLUMNS = [  # the seed's columns, in the seed's order, then ours
     "Data loader",
@@ -103,52 +107,80 @@ def build_rows(metrics_paths, study, png_workers, warmup: int = 1, data_root="da
     return pd.DataFrame(out)
 
 
+def smoke_note(df: pd.DataFrame) -> str:
+    """The sentence that marks a table of smoke runs ('' when every run is long enough)."""
+    short = df[df["iterations"] < SMOKE_ITERS]
+    if short.empty:
+        return ""
+    its = ", ".join(str(i) for i in sorted(set(short["iterations"])))
+    return (
+        f"**Smoke run**: {len(short)} of {len(df)} runs trained only {its} iteration(s) "
+        f"(< {SMOKE_ITERS}; the CPU default is 2): every stage ran for real, but their speed and "
+        "PSNR are not results of the study. "
+    )
+
+
 def aggregate(metrics_paths, study, png_workers, output, data_root="data") -> pd.DataFrame:
+    """Table, CSV and plots; each file is written whole or not at all (atomic rename)."""
     df = build_rows(metrics_paths, study, png_workers, data_root=data_root)
-    Path(output.csv).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(output.csv, index=False)
+    df["smoke"] = df["iterations"] < SMOKE_ITERS
     device = ", ".join(sorted(set(df["Device"])))
     header = (
-        f"# VSRNet loader benchmark\n\nMeasured on {device}, "
+        f"# VSRNet loader benchmark\n\n{smoke_note(df)}Measured on {device}, "
         f"{dt.date.today().isoformat()}, commit {_commit()}. CPU load = mean 1-minute load "
         "average during the steady state; peak host memory = peak PSS of the run's "
         "process tree as % of RAM; data time = mean wait for the next batch (device "
         "synchronised).\n\n"
     )
     table = df[COLUMNS].to_markdown(index=False, floatfmt=".3g")
-    Path(output.table).write_text(header + table + "\n")
     plot(metrics_paths, output.psnr, output.loss)
+    with atomic_path(output.csv) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(output.table) as tmp:
+        tmp.write_text(header + table + "\n")
     return df
 
 
-def plot(metrics_paths, psnr_png, loss_png) -> None:
+def plot(metrics_paths, psnr_png, loss_png) -> dict:
+    """Validation PSNR over training iterations (one curve per run, coloured by resolution;
+    bicubic dashed per resolution) and the training loss. Returns what the PSNR plot shows:
+    {"runs": {label: (iters, psnr)}, "bicubic": {res: psnr}}."""
     fig1, ax1 = plt.subplots(figsize=(7, 4))
     fig2, ax2 = plt.subplots(figsize=(7, 4))
-    bicubic = {}
+    shown = {"runs": {}, "bicubic": {}}
+    colours, markers, bicubic = {}, {}, {}
     for mp in metrics_paths:
         train, val, _, cell = read_run(mp)
+        colour = colours.setdefault(cell["res"], f"C{len(colours)}")
+        marker = "os^Dvx*+"[markers.setdefault(cell["res"], 0) % 8]
+        markers[cell["res"]] += 1
         label = f"{cell['res']} {cell['loader']} {cell['precision']}"
-        ax2.plot(train["iter"], train["loss"], label=label)
+        ax2.plot(train["iter"], train["loss"], label=label, color=colour, marker=marker, markersize=3)
         col = next((c for c in val.columns if c.startswith("model/psnr")), None)
         if col:
-            ax1.plot(val["iter"], val[col], marker="o", label=label)
+            ax1.plot(val["iter"], val[col], marker=marker, color=colour, label=label)
+            shown["runs"][label] = (val["iter"].tolist(), val[col].tolist())
             bcol = col.replace("model/", "bicubic/")
-            bicubic[cell["res"]] = float(val[bcol].iloc[-1])
+            if bcol in val:  # the same val frames for every run of a res: one reference line
+                bicubic.setdefault(cell["res"], []).extend(val[bcol].tolist())
             ax1.set_ylabel(col.split("/", 1)[1] + " (dB)")
-    for res, v in bicubic.items():
-        ax1.axhline(v, linestyle="--", color="gray")
-        ax1.annotate(f"bicubic {res}", (0, v), fontsize=7, color="gray")
-    ax1.set_xlabel("iteration")
-    ax1.set_title("validation PSNR")
-    ax2.set_xlabel("iteration")
+    for res, values in bicubic.items():
+        v = shown["bicubic"][res] = sum(values) / len(values)
+        ax1.axhline(v, linestyle="--", color=colours[res], label=f"bicubic {res} ({v:.2f} dB)")
+    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax1.set_xlabel("training iteration")
+    ax1.set_title("validation PSNR over training")
+    ax2.set_xlabel("training iteration")
     ax2.set_ylabel("MSE on Y")
     ax2.set_yscale("log")
     ax2.set_title("training loss")
     for fig, ax, path in ((fig1, ax1, psnr_png), (fig2, ax2, loss_png)):
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
         plt.close(fig)
+    return shown
 
 
 SEED_STUDY = [{"res": "540p", "crop": None, "batch": 7}, {"res": "720p", "crop": [540, 960], "batch": 4}]

@@ -1,0 +1,82 @@
+"""Tiny real inputs for the model-use tests: a PyAV-encoded clip (optionally with AAC audio)
+and VSRNet checkpoints in vsr.train's final.pt format."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from vsr.media.synth import render_frames
+from vsr.models.vsrnet import build_vsrnet
+
+
+def make_clip(path, width=160, height=120, frames=6, fps=30, audio=None):
+    """H.264 yuv420p clip of rendered frames; `audio`: None, 'aac' or 'pcm_s16le' (1 s tone)."""
+    imgs = [f for _, f in render_frames(width, height, fps, 1, frames / fps + 0.5, 3)][:frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fmt = "mov" if audio == "pcm_s16le" else "mp4"
+    with av.open(str(path), "w", format=fmt) as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"crf": "16", "preset": "veryfast"}
+        a = c.add_stream(audio, rate=44100, layout="mono") if audio else None
+        for img in imgs:
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        if a is not None:
+            t = np.arange(44100 * frames // fps) / 44100
+            tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+            for i in range(0, len(tone), 1024):
+                fr = av.AudioFrame.from_ndarray(tone[None, i : i + 1024], format="s16", layout="mono")
+                fr.sample_rate, fr.pts, fr.time_base = 44100, i, Fraction(1, 44100)
+                for p in a.encode(fr):
+                    c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    return imgs
+
+
+def tiny_cfg(flow="none", frames=3):
+    return {
+        "frames": frames,
+        "model": {"features": [8, 4]},
+        "flownet": {"mode": flow, "checkpoint": None, "width": 0.0625},
+    }
+
+
+def save_checkpoint(path, model, cfg):
+    torch.save({"model": model.state_dict(), "cfg": cfg, "iter": 0}, path)
+    return path
+
+
+def make_checkpoint(path, flow="none", seed=0):
+    torch.manual_seed(seed)
+    cfg = tiny_cfg(flow)
+    return save_checkpoint(path, build_vsrnet(cfg), cfg)
+
+
+def identity_checkpoint(path, frames=3):
+    """A VSRNet (no flow, features [8, 8]) whose output is the centre frame's input luma within
+    ~2 levels: conv1/conv2 pass the luma through, batch norm's running means shift it into 8
+    LeakyReLU hinges, and conv3 sums them to logit(y), which the sigmoid head undoes."""
+    cfg = tiny_cfg("none", frames)
+    cfg["model"]["features"] = [8, 8]
+    m = build_vsrnet(cfg).eval()
+    t = np.array([-1.0, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95])
+    y = np.linspace(0.005, 0.995, 2000)
+    z = y[:, None] - t[None]
+    basis = np.c_[np.where(z > 0, z, 0.1 * z), np.ones(len(y))]
+    w = np.linalg.lstsq(basis, np.log(y / (1 - y)), rcond=None)[0]
+    with torch.no_grad():
+        for conv in (m.conv1[0], m.conv2[0], m.conv3):
+            conv.weight.zero_()
+        m.conv1[0].weight[0, 0, 4, 4] = 1.0
+        m.conv2[0].weight[:, (frames // 2) * 8, 2, 2] = 1.0
+        m.conv2[1].running_mean.copy_(torch.tensor(t))
+        m.conv3.weight[0, :, 2, 2] = torch.tensor(w[:-1])
+        m.conv3.bias.fill_(float(w[-1]))
+    return save_checkpoint(path, m, cfg)

@@ -1,0 +1,183 @@
+"""`vsr upscale IN OUT --checkpoint final.pt`: every frame x4 with a trained VSRNet.
+
+Luma is the model's (from the LR input's bilinear x4 upsample, as in training), chroma is
+bicubic x4; frames are decoded with PyAV (or NVDEC) and converted by vsr.color, and encoded
+back with the exact inverse of that conversion (the input's matrix and range, tagged so),
+H.264 yuv420p via PyAV. The audio stream is copied (re-encoded to AAC where MP4 cannot hold
+it). Timestamps are the input's.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vsr.color import MATRICES
+from vsr.infer import centred_windows, load_model, predict_y, read_frames, upsample, with_luma
+from vsr.media.io import MediaError, atomic_path, open_video
+from vsr.models.vsrnet import SCALE
+
+# FFmpeg AVColorSpace code written for each matrix (the inverse of vsr.color's reading)
+_SPC = {"bt601": 6, "bt709": 1, "bt2020": 9}
+# audio codecs an .mp4 can hold as they are
+MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+
+
+def rgb_to_yuv420(rgb: torch.Tensor, matrix: str = "bt601", full_range: bool = False):
+    """RGB [3, H, W] in [0, 1] -> uint8 planes y [H, W], u/v [H/2, W/2]: the inverse of
+    vsr.color.yuv420_to_rgb (chroma averaged over the 2x2 block that conversion replicates)."""
+    kr, kb = MATRICES[matrix]
+    r, g, b = (rgb.float().clamp(0, 1) * 255.0).unbind(0)
+    y = kr * r + (1.0 - kr - kb) * g + kb * b
+    cb, cr = (b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr))
+    if not full_range:
+        y, cb, cr = 16.0 + y * (219.0 / 255.0), cb * (224.0 / 255.0), cr * (224.0 / 255.0)
+    u, v = (F.avg_pool2d(c[None, None], 2)[0, 0] + 128.0 for c in (cb, cr))
+    return tuple(p.round().clamp(0, 255).to(torch.uint8) for p in (y, u, v))
+
+
+def upscale_frame(model, window: list[torch.Tensor]) -> torch.Tensor:
+    """LR RGB window [F x [3, h, w]] -> the centre frame x4 as RGB [3, 4h, 4w] in [0, 1]."""
+    lr = torch.stack(window)
+    y = predict_y(model, upsample(lr, "bilinear"))
+    bic = upsample(lr[len(window) // 2], "bicubic").clamp(0.0, 1.0)
+    return with_luma(bic, y)
+
+
+def _nvdec_frames(path, device):
+    """NVDEC decode (vsr.data.nvdec, one session) of every frame: (RGB, pts), info."""
+    from vsr.color import matrix_from_tags, yuv420_to_rgb
+    from vsr.data import nvdec
+    from vsr.data.index import build_index
+
+    if not nvdec.available() or torch.device(device).type != "cuda":
+        raise MediaError(f"{path}: --decode nvdec needs PyNvVideoCodec and a CUDA --device")
+    idx = build_index(path)
+    matrix, full = matrix_from_tags(idx.colorspace, idx.color_range)
+    H, W = idx.height, idx.width
+    backend = nvdec.NvdecBackend(device, decoders=1)
+    with open_video(path) as c:
+        s = c.streams.video[0]
+        info = {"width": W, "height": H, "fps": s.average_rate or s.guessed_rate, "frames": idx.frames}
+        info.update(time_base=s.time_base, matrix=matrix, full_range=full)
+
+    def frames():
+        try:
+            for start in range(0, idx.frames, 16):
+                for t, nv12 in enumerate(backend.frames(idx, start, min(16, idx.frames - start))):
+                    uv = nv12[H:].view(H // 2, W // 2, 2)
+                    rgb = yuv420_to_rgb(nv12[:H], uv[..., 0], uv[..., 1], matrix, full, torch.float32)
+                    yield rgb, idx.pts[start + t]
+        finally:
+            backend.close()
+
+    return frames(), info
+
+
+class _Audio:
+    """The input's first audio stream into `out`, interleaved by time: packets copied where
+    MP4 can hold the codec, else decoded and re-encoded to AAC."""
+
+    def __init__(self, path, out):
+        self.src = av.open(str(path))
+        ins = self.src.streams.audio[0]
+        self.copy = ins.codec_context.name in MP4_AUDIO
+        if self.copy:
+            self.stream = out.add_stream_from_template(ins)
+            self.stream.time_base = ins.time_base
+        else:
+            self.stream = out.add_stream("aac", rate=ins.rate or 48000)
+        self.out, self.ins = out, ins
+        self.packets = self._packets()
+        self.pending = next(self.packets, None)
+
+    def _packets(self):
+        for pkt in self.src.demux(self.ins):
+            if pkt.dts is None:
+                continue
+            if self.copy:
+                pkt.stream = self.stream
+                yield pkt
+            else:
+                for frame in pkt.decode():
+                    frame.pts = None
+                    yield from self.stream.encode(frame)
+        if not self.copy:
+            yield from self.stream.encode(None)
+
+    def until(self, seconds: float | None) -> None:
+        while self.pending is not None:
+            p = self.pending
+            if seconds is not None and p.pts is not None and p.pts * p.time_base > seconds:
+                return
+            self.out.mux(p)
+            self.pending = next(self.packets, None)
+
+    def close(self) -> None:
+        self.src.close()
+
+
+def _video_stream(out, info, crf: int, preset: str):
+    st = out.add_stream("libx264", rate=Fraction(info["fps"] or 30))
+    st.width, st.height = info["width"] * SCALE, info["height"] * SCALE
+    st.pix_fmt = "yuv420p"
+    st.time_base = info["time_base"]
+    st.codec_context.time_base = info["time_base"]
+    st.options = {"crf": str(crf), "preset": preset}
+    st.codec_context.colorspace = _SPC[info["matrix"]]
+    st.codec_context.color_range = 2 if info["full_range"] else 1
+    return st
+
+
+def upscale(src, dst, checkpoint, device=None, decode: str = "pyav", crf: int = 18, preset="medium") -> dict:
+    """Write `dst`: every frame of `src` x4 (see module doc). Returns a summary dict."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, _ = load_model(checkpoint, device)  # one-line error for a checkpoint that does not fit
+    with open_video(src) as c:
+        has_audio = bool(c.streams.audio)
+    frames, info = _nvdec_frames(src, device) if decode == "nvdec" else read_frames(src, device)
+    pts = []
+
+    def lr_frames():
+        for rgb, p in frames:
+            pts.append(p)
+            yield rgb
+
+    n, dst = 0, Path(dst)
+    with atomic_path(dst) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+        st = _video_stream(out, info, crf, preset)
+        audio = _Audio(src, out) if has_audio else None
+        bar = tqdm(total=info["frames"] or None, desc=f"upscale {Path(src).name}", unit="frame")
+        for window in centred_windows(lr_frames(), model.frames):
+            y, u, v = rgb_to_yuv420(upscale_frame(model, window).cpu(), info["matrix"], info["full_range"])
+            planes = torch.cat([y.flatten(), u.flatten(), v.flatten()]).reshape(-1, y.shape[1])
+            frame = av.VideoFrame.from_ndarray(planes.numpy(), format="yuv420p")
+            p = pts[n] if pts[n] is not None else n / (info["fps"] or 30) / info["time_base"]
+            frame.pts, frame.time_base = int(p), info["time_base"]
+            if audio:
+                audio.until(float(frame.pts * info["time_base"]))
+            for pkt in st.encode(frame):
+                out.mux(pkt)
+            n += 1
+            bar.update(1)
+        if n == 0:
+            raise MediaError(f"{src}: no decodable frames")
+        for pkt in st.encode(None):
+            out.mux(pkt)
+        if audio:
+            audio.until(None)
+            audio.close()
+        bar.close()
+    return {"frames": n, "size": (info["width"] * SCALE, info["height"] * SCALE), "audio": has_audio}
+
+
+def main(a) -> None:
+    """`vsr upscale` (arguments parsed by vsr.cli)."""
+    s = upscale(a.input, a.output, a.checkpoint, a.device, a.decode, a.crf, a.preset)
+    w, h = s["size"]
+    print(f"{a.output}: {s['frames']} frames at {w}x{h}" + (", audio kept" if s["audio"] else ""))
