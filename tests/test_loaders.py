@@ -75,3 +75,25 @@ def test_bad_files_fail_at_build(clipdir, tmp_path):
         assert str(bad) in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(MediaError, match="shorter than a sequence"):
         VideoDataset([good], 99, "cpu", "cpu")
+
+
+def test_decoder_processes_return_the_thread_loaders_pixels(clipdir):
+    """nvvl.processes > 0: windows decoded in spawned workers into a shared ring, converted in
+    the consumer: the same tensors as the in-process loader, over more batches than ring slots."""
+    mp4 = sorted((clipdir / "scenes" / "train").glob("*.mp4"))
+    threads = VideoDataset(mp4, 3, "cpu", "cpu")
+    procs = VideoDataset(mp4, 3, "cpu", "cpu", processes=2)
+    s1 = WindowSampler(threads.lengths, 3, threads.frame_hw, (128, 192), True, 0)
+    s2 = WindowSampler(procs.lengths, 3, procs.frame_hw, (128, 192), True, 0)
+    a, b = VideoLoader(threads, 3, s1, torch.float32), VideoLoader(procs, 3, s2, torch.float32, prefetch=1)
+    try:
+        xa, xb = list(a), list(b)
+        assert len(xb) == len(xa) > 2 * (b.prefetch + 2)  # every ring slot reused
+        assert all(torch.equal(p, q) for p, q in zip(xa, xb))
+        it = iter(b)  # an epoch abandoned mid-way, then a full one: nothing stale comes back
+        next(it)
+        it.close()
+        assert all(torch.equal(p, q) for p, q in zip(xa, list(b)))
+    finally:
+        b.close()
+        threads.close()

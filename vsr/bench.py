@@ -19,7 +19,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _files(data: Path, loader: str, split: str) -> list[Path]:
-    from vsr.train import list_inputs
+    from vsr.train_setup import list_inputs
 
     return list_inputs(data, loader, split)
 
@@ -78,10 +78,13 @@ def bench_loader(a) -> dict:
             index_cache_dir=a.data / ".index",
             decoders=a.decoders,
             cpu_threads=a.threads,
+            processes=a.processes,
         )
         sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed)
         loader = VideoLoader(ds, a.batch, sampler, dtype, a.prefetch)
-        backend = ds.backend_name
+        backend = ds.backend_name + (
+            f" x{a.processes} processes" if a.processes else f" x{a.decoders} threads"
+        )
     elif a.loader == "png":
         from vsr.data.png import PngLoader, PngSequenceDataset
 
@@ -128,8 +131,9 @@ def bench_loader(a) -> dict:
                 time.sleep(a.step_ms / 1e3)
     wall = time.perf_counter() - t_start
     s = mon.stop()
-    if ds is not None and hasattr(ds, "close"):
-        ds.close()
+    for part in (loader, ds):
+        if part is not None and hasattr(part, "close"):
+            part.close()
     w = np.array(waits) * 1e3
     seq = a.iters * a.batch / wall
     row = {

@@ -84,6 +84,7 @@ def _bench_args(sub) -> None:
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--workers", type=int, default=10, help="png DataLoader workers")
     b.add_argument("--decoders", type=int, default=7, help="nvdec decoders per GPU")
+    b.add_argument("--processes", type=int, default=0, help="nvvl: decoder processes (0: threads)")
     b.add_argument("--threads", type=int, default=8, help="cpu backend decode threads")
     b.add_argument("--prefetch", type=int, default=2)
     b.add_argument("--step-ms", type=float, default=0.0, help="simulated compute per batch")

@@ -230,8 +230,9 @@ def _run(cfg, data, out, rank, world, device, log) -> dict:
         publish(out, model, cfg, it, mon_summary, hist)
         writer.close()
     for ld in (train_loader, val_loader):
-        if hasattr(ld.dataset, "close"):
-            ld.dataset.close()
+        for part in (ld, ld.dataset):
+            if hasattr(part, "close"):
+                part.close()
     if world > 1:
         dist.barrier()
     return mon_summary

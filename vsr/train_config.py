@@ -47,7 +47,7 @@ DEFAULTS = {
     "gpus": 0,
     "model": {"features": [64, 32]},
     "flownet": {"mode": "finetune", "checkpoint": None, "width": 1.0, "flow_from": "lr"},
-    "nvvl": {"backend": "auto", "decoders_per_gpu": 7, "prefetch": 2, "cpu_threads": 4},
+    "nvvl": {"backend": "auto", "decoders_per_gpu": 7, "prefetch": 2, "cpu_threads": 4, "processes": 0},
 }
 
 # Settings a finished run may change and still be continued (not what it learns from).

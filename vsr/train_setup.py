@@ -68,6 +68,7 @@ def make_loader(cfg, data: Path, split: str, rank, world, device, train: bool):
             index_cache_dir=data / ".index",
             decoders=nv["decoders_per_gpu"],
             cpu_threads=nv["cpu_threads"],
+            processes=nv["processes"] if train else 0,
         )
     else:
         ds = PngSequenceDataset(files, cfg["frames"])

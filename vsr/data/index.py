@@ -78,16 +78,25 @@ def build_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
         order = sorted(pts)
         steps = np.diff(order)
         if len(steps) and (steps.min() != steps.max()):
-            raise MediaError(f"{path}: variable frame rate (frame steps {steps.min()}..{steps.max()}"
-                             " ticks); re-encode at a constant rate")
+            raise MediaError(
+                f"{path}: variable frame rate (frame steps {steps.min()}..{steps.max()}"
+                " ticks); re-encode at a constant rate"
+            )
         pos = {p: i for i, p in enumerate(order)}
         keyframes = sorted(pos[k] for k in keys if k is not None)
         if not keyframes or keyframes[0] != 0:
             raise MediaError(f"{path}: first frame is not a keyframe")
-        idx = VideoIndex(str(path), cc.width, cc.height, cc.name,
-                         int(getattr(cc, "colorspace", 2) or 2),
-                         int(getattr(cc, "color_range", 0) or 0),
-                         float(s.time_base), order, keyframes)
+        idx = VideoIndex(
+            str(path),
+            cc.width,
+            cc.height,
+            cc.name,
+            int(getattr(cc, "colorspace", 2) or 2),
+            int(getattr(cc, "color_range", 0) or 0),
+            float(s.time_base),
+            order,
+            keyframes,
+        )
     _check_tail(idx)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -110,5 +119,6 @@ def _check_tail(idx: VideoIndex) -> None:
         except av.error.FFmpegError as e:
             raise MediaError(f"{idx.path}: corrupt or truncated video ({e.strerror or e})") from None
     if want:
-        raise MediaError(f"{idx.path}: truncated or corrupt: {len(want)} of the last "
-                         f"{idx.frames - k} frames do not decode")
+        raise MediaError(
+            f"{idx.path}: truncated or corrupt: {len(want)} of the last {idx.frames - k} frames do not decode"
+        )

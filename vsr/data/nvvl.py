@@ -18,9 +18,10 @@ from contextlib import nullcontext
 
 import torch
 
-from vsr.data import nvdec
 from vsr.color import matrix_from_tags, yuv420_to_rgb
+from vsr.data import nvdec
 from vsr.data.index import build_index
+from vsr.data.procs import DecodePool
 from vsr.data.pyav import PyAVBackend
 from vsr.data.sampler import WindowSampler
 from vsr.media.io import MediaError
@@ -43,8 +44,17 @@ class VideoDataset:
     """Every window of `sequence_length` frames of every file. Indexes are built (and every file
     checked) here, so a bad file fails at construction, never mid-epoch."""
 
-    def __init__(self, filenames, sequence_length: int, device="cpu", backend="auto",
-                 index_cache_dir=None, decoders: int = 7, cpu_threads: int = 4):
+    def __init__(
+        self,
+        filenames,
+        sequence_length: int,
+        device="cpu",
+        backend="auto",
+        index_cache_dir=None,
+        decoders: int = 7,
+        cpu_threads: int = 4,
+        processes: int = 0,
+    ):
         self.filenames = [os.fspath(f) for f in filenames]
         if not self.filenames:
             raise MediaError("nvvl: no video files given")
@@ -54,15 +64,19 @@ class VideoDataset:
         first = self.indexes[0]
         for ix in self.indexes:
             if (ix.width, ix.height) != (first.width, first.height):
-                raise MediaError(f"{ix.path}: {ix.width}x{ix.height} differs from "
-                                 f"{first.width}x{first.height} of {first.path}")
+                raise MediaError(
+                    f"{ix.path}: {ix.width}x{ix.height} differs from "
+                    f"{first.width}x{first.height} of {first.path}"
+                )
             if ix.frames < self.n:
-                raise MediaError(f"{ix.path}: {ix.frames} frames, shorter than a sequence "
-                                 f"of {self.n}")
+                raise MediaError(f"{ix.path}: {ix.frames} frames, shorter than a sequence of {self.n}")
         self.frame_hw = (first.height, first.width)
         self.matrix, self.full_range = matrix_from_tags(first.colorspace, first.color_range)
         self.backend_name = resolve_backend(backend, self.device)
-        if self.backend_name == "nvdec":
+        self.processes = processes  # > 0: VideoLoader decodes in that many worker processes
+        if processes > 0:
+            self.backend = None
+        elif self.backend_name == "nvdec":
             self.backend = nvdec.NvdecBackend(self.device, decoders)
         else:
             self.backend = PyAVBackend(cpu_threads, pin_memory=self.device.type == "cuda")
@@ -91,7 +105,8 @@ class VideoDataset:
         return self.finish(self.start(windows, crop), dtype)
 
     def close(self) -> None:
-        self.backend.close()
+        if self.backend is not None:
+            self.backend.close()
 
 
 class VideoLoader:
@@ -114,6 +129,7 @@ class VideoLoader:
         self.dtype, self.prefetch, self.drop_last = dtype, prefetch, drop_last
         cuda = dataset.device.type == "cuda"
         self.stream = torch.cuda.Stream(dataset.device) if cuda and prefetch > 0 else None
+        self.pool = None  # DecodePool, started on first use when dataset.processes > 0
 
     def __len__(self) -> int:
         return self.sampler.num_batches(self.batch_size, self.drop_last)
@@ -142,6 +158,9 @@ class VideoLoader:
                 finish()
 
     def __iter__(self):
+        if self.dataset.processes > 0:
+            yield from self._iter_processes()
+            return
         batches = self.sampler.batches(self.batch_size, self.drop_last)
         if self.prefetch <= 0:
             for b in batches:
@@ -181,3 +200,51 @@ class VideoLoader:
                     q.get_nowait()
                 except queue.Empty:
                     t.join(0.05)
+
+    def _iter_processes(self):
+        """Batches decoded by worker processes into the shared ring; converted here, on the
+        consumer's current stream. One slot is kept spare so that a slot is refilled only once
+        the conversion that read it (launched a batch earlier) has run."""
+        ds = self.dataset
+        if self.pool is None:
+            self.pool = DecodePool(
+                ds.backend_name, ds.device, ds.indexes, ds.n, self.batch_size, self.prefetch + 2, ds.processes
+            )
+        pool, crop = self.pool, self.sampler.crop
+        events = [None] * len(pool.pending)
+        free, inflight = deque(range(len(pool.pending))), deque()
+        batches = self.sampler.batches(self.batch_size, self.drop_last)
+
+        def fill():
+            while len(free) > 1:
+                wins = next(batches, None)
+                if wins is None:
+                    return
+                s = free.popleft()
+                if events[s] is not None:
+                    events[s].synchronize()
+                pool.submit(s, wins)
+                inflight.append((s, wins))
+
+        try:
+            fill()
+            while inflight:
+                s, wins = inflight.popleft()
+                pool.wait(s)
+                y, u, v = pool.planes(s, wins, crop)
+                if y.device != ds.device:
+                    y, u, v = (t.to(ds.device, non_blocking=True) for t in (y, u, v))
+                x = yuv420_to_rgb(y, u, v, ds.matrix, ds.full_range, out_dtype=self.dtype)
+                if x.device.type == "cuda" and pool.ring.device.type == "cuda":
+                    events[s] = torch.cuda.Event()
+                    events[s].record()
+                free.append(s)
+                fill()
+                yield x
+        finally:
+            pool.drain()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None

@@ -70,15 +70,26 @@ class _BatchSampler:
 class PngLoader:
     """DataLoader(num_workers, pin_memory) + non-blocking copy, [0, 1] and dtype on the device."""
 
-    def __init__(self, dataset: PngSequenceDataset, batch_size: int, sampler: WindowSampler,
-                 device="cpu", dtype=torch.float32, workers: int = 2, drop_last: bool = True):
+    def __init__(
+        self,
+        dataset: PngSequenceDataset,
+        batch_size: int,
+        sampler: WindowSampler,
+        device="cpu",
+        dtype=torch.float32,
+        workers: int = 2,
+        drop_last: bool = True,
+    ):
         dataset.crop_hw = sampler.crop
         self.dataset, self.sampler, self.batch_size = dataset, sampler, batch_size
         self.device, self.dtype = torch.device(device), dtype
         self.batches = _BatchSampler(sampler, batch_size, drop_last)
         self.loader = DataLoader(
-            dataset, batch_sampler=self.batches, num_workers=workers,
-            collate_fn=_collate, pin_memory=self.device.type == "cuda",
+            dataset,
+            batch_sampler=self.batches,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
             prefetch_factor=2 if workers > 0 else None,
             # spawn, not fork: a forked worker inherits the parent's decoder/OpenMP threads'

@@ -41,8 +41,9 @@ class WindowSampler:
     window exactly once over all ranks), centre crops.
     """
 
-    def __init__(self, lengths, frames: int, frame_hw, crop=None, train=True, seed=0, rank=0,
-                 world=1, stride=1):
+    def __init__(
+        self, lengths, frames: int, frame_hw, crop=None, train=True, seed=0, rank=0, world=1, stride=1
+    ):
         if frames < 1 or frames % 2 == 0:
             raise ValueError(f"frames must be odd and positive, got {frames}")
         self.frames, self.frame_hw, self.train = frames, tuple(frame_hw), train
