@@ -57,7 +57,7 @@ def photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def scaled(name: str, scale: float) -> np.ndarray:
     """The photograph shrunk to `scale` (<= 1) of its native size with area averaging."""
     img = photo(name)
@@ -67,11 +67,16 @@ def scaled(name: str, scale: float) -> np.ndarray:
     return cv2.resize(img, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _tinted(rng, img: np.ndarray) -> np.ndarray:
-    """Grey photographs get a random colour cast, colour ones a mild gain."""
-    grey = np.ptp(img.astype(np.int16), axis=-1).max() == 0
-    gain = rng.uniform(0.55, 1.0, 3) if grey else rng.uniform(0.85, 1.1, 3)
-    return np.clip(img * gain, 0, 255).astype(np.uint8)
+@cache
+def _grey(name: str) -> bool:
+    img = photo(name)
+    return bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all())
+
+
+def _tinted(rng, name: str, scale: float) -> np.ndarray:
+    """The photograph at `scale`; grey ones get a random colour cast, colour ones a mild gain."""
+    gain = rng.uniform(0.55, 1.0, 3) if _grey(name) else rng.uniform(0.85, 1.1, 3)
+    return np.clip(scaled(name, scale) * gain.astype(np.float32), 0, 255).astype(np.uint8)
 
 
 def _rot(theta: float, z: float = 1.0) -> np.ndarray:
@@ -114,7 +119,7 @@ def collage(rng, h: int, w: int, scale: float) -> np.ndarray:
     canvas = np.zeros((h, w, 3), np.uint8)
     ys, xs = np.meshgrid(np.arange(-cell // 2, h, cell), np.arange(-cell // 2, w, cell), indexing="ij")
     for y, x in rng.permutation(np.stack([ys.ravel(), xs.ravel()], 1)):
-        img = _tinted(rng, scaled(PHOTOS[rng.integers(len(PHOTOS))], scale))
+        img = _tinted(rng, PHOTOS[rng.integers(len(PHOTOS))], scale)
         side = int(cell * rng.uniform(1.3, 1.6))
         ih, iw = img.shape[:2]
         c = rng.uniform([0.3 * iw, 0.3 * ih], [0.7 * iw, 0.7 * ih])
@@ -180,7 +185,7 @@ def make_scene(
     ]
     for _ in range(int(rng.integers(layers[0], layers[1] + 1))):
         radius = int(min(w, h) * rng.uniform(0.1, 0.28))
-        img = _tinted(rng, scaled(PHOTOS[rng.integers(len(PHOTOS))], photo_scale * rng.uniform(0.7, 1.0)))
+        img = _tinted(rng, PHOTOS[rng.integers(len(PHOTOS))], photo_scale * rng.uniform(0.7, 1.0))
         src = cv2.copyMakeBorder(img, radius, radius, radius, radius, cv2.BORDER_REFLECT)
         ih, iw = src.shape[:2]
         cy, cx = int(rng.integers(radius, ih - radius)), int(rng.integers(radius, iw - radius))
