@@ -10,6 +10,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/flow.smk"
 include: "rules/train.smk"
 include: "rules/report.smk"
 

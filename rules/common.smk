@@ -54,11 +54,25 @@ def scene_frames(wildcards):
     ]
 
 
+PRETRAINED_FLOWNET = "runs/flownet/pretrained.pth.tar"
+
+
+def flownet_cfg():
+    """config flownet for training; frozen/finetune without a checkpoint: the pretrained one."""
+    fl = {k: v for k, v in config["flownet"].items() if k != "pretrain"}
+    if fl["mode"] in ("frozen", "finetune") and not fl.get("checkpoint"):
+        fl["checkpoint"] = PRETRAINED_FLOWNET
+    return fl
+
+
 def train_inputs(wildcards):
     """The files the cell's loader reads: scene mp4s (nvvl) or PNG folders (png)."""
-    return (
+    data = (
         scene_mp4s(wildcards) if wildcards.loader == "nvvl" else scene_frames(wildcards)
     )
+    if flownet_cfg().get("checkpoint") == PRETRAINED_FLOWNET:
+        data = [*data, PRETRAINED_FLOWNET]
+    return data
 
 
 def cell_cfg(wildcards):
@@ -69,7 +83,7 @@ def cell_cfg(wildcards):
         loader=wildcards.loader,
         precision=wildcards.precision,
         model=config["model"],
-        flownet=config["flownet"],
+        flownet=flownet_cfg(),
         nvvl=config["nvvl"],
     )
     return shlex.quote(json.dumps(cfg, sort_keys=True))

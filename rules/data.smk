@@ -6,6 +6,7 @@ if SRC["kind"] == "synthetic":
         output:
             video="data/source.mp4",
             cuts="data/source_cuts.json",
+            flow="data/source_flow.npz",
         log:
             "logs/synthesize.log",
         benchmark:

@@ -11,8 +11,10 @@ from vsr.models.warp import warp
 def test_shapes_and_parameter_counts(frames):
     m = VSRNet(frames, flow_mode="none")
     n = sum(p.numel() for p in m.sr_parameters())
-    assert n == 81 * 64 + 128 + 25 * 64 * frames * 32 + 64 + 801  # 159,777 for F = 3
+    assert n == 81 * 64 + 64 + 25 * 64 * frames * 32 + 32 + 801  # 159,681 for F = 3
     assert m(torch.rand(1, frames, 3, 64, 128)).shape == (1, 1, 64, 128)
+    seed = VSRNet(frames, flow_mode="none", head="sigmoid", batch_norm=True)  # the seed's net
+    assert sum(p.numel() for p in seed.sr_parameters()) == 81 * 64 + 128 + 25 * 64 * frames * 32 + 64 + 801
     assert sum(p.numel() for p in FlowNetSD().parameters()) == 45_371_666
 
 
@@ -40,7 +42,34 @@ def test_target_kept_and_differs_from_input():
     assert torch.allclose(target, rgb_to_y(hr[:, 1]))
     assert (target - inp).abs().mean() > 0.05
     pred.mean().backward()
-    assert m.conv1[0].weight.grad is not None and m.flownet.conv0[0].weight.grad is not None
+    for name, p in m.named_parameters():  # every layer learns from the first step
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_residual_head_starts_at_the_bilinear_input():
+    hr = torch.rand(2, 3, 3, 64, 64)
+    m = VSRNet(3, features=(8, 4), flow_mode="none")
+    pred, _, inp = sr_step(m, hr)
+    assert (pred - inp).abs().max() < 0.05 and (pred - inp).abs().max() > 0
+
+
+def test_dis_flow_mode_aligns_shifted_frames():
+    """flownet.mode dis: OpenCV DIS on the bilinear LR frames warps neighbours onto the centre."""
+    from skimage import data
+
+    img = torch.from_numpy(data.astronaut()[128:384, 128:384].copy()).permute(2, 0, 1).float() / 255
+    hr = torch.stack([torch.roll(img, (0, 8 * (1 - f)), (1, 2)) for f in range(3)])[None]  # 2 LR px/frame
+    lr_up = degrade(hr)
+    m = VSRNet(3, features=(8, 4), flow_mode="dis")
+    assert m.flownet is None and m.flow_parameters() == []
+    aligned = m.align(lr_up)
+    y = rgb_to_y(lr_up)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    for f in (0, 2):
+        before = (y[:, f] - y[:, 1])[inner].abs().mean()
+        after = (aligned[:, f] - y[:, 1])[inner].abs().mean()
+        assert after < 0.25 * before, (f, before, after)
+    assert m(lr_up).shape == (1, 1, 256, 256)
 
 
 def test_flownet_checkpoint_roundtrip_and_errors(tmp_path):

@@ -1,66 +1,65 @@
-"""A deterministic synthetic source video: slow sub-pixel pans/zooms over real photographs
-(bundled with scikit-image), one photograph per scene, hard cuts between scenes."""
+"""A deterministic synthetic source video with detail and motion, and its true optical flow.
+
+Each scene is a FlyingChairs-like composite (vsr.media.layers): a collage of bundled
+photographs (shrunk to `photo_scale` of native size, never magnified) moving as a whole, and
+3-6 textured cut-outs with their own affine motion; speeds 0.5-4 LR pixels per frame (LR =
+the 540p version / 4) in random directions; hard cuts between scenes.
+
+The true flow is written beside the video as an .npz (`flow_path(video)`, e.g.
+data/source_flow.npz): `labels_NNNNNN` (uint8 [H, W], the top layer at each pixel of frame
+NNNNNN), `poses` (float64 [frames, layers, 3, 3], layer pixel -> frame pixel, NaN where a scene
+has fewer layers) and `scene` (int32 [frames]). `true_flow(path, t)` turns them into the dense
+backward flow of frame t into t+1 at the source's resolution (scale it by the ratio of widths
+for a transcoded copy) and the mask of pixels visible in both frames.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
-from skimage import data as skdata
 from tqdm import tqdm
 
 from vsr.media.io import atomic_path
+from vsr.media.layers import make_scene, pair_flow, render
 
-PHOTOS = [
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "colorwheel",
-]
+REF_HEIGHT = 540  # speeds are given in LR pixels of this resolution (scale 4)
+MAX_LAYERS = 7  # background + at most 6 cut-outs
 
 
-def _photo(name: str) -> np.ndarray:
-    img = getattr(skdata, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3])
+def flow_path(video: str | Path) -> Path:
+    """Where the true flow of a synthetic video lives: beside it, `<stem>_flow.npz`."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}_flow.npz")
+
+
+def render_sequence(width, height, fps, scenes, seconds_per_scene, seed, photo_scale=0.5):
+    """Yield (scene index, RGB uint8 frame, labels uint8, poses [MAX_LAYERS, 3, 3])."""
+    rng = np.random.default_rng(seed)
+    n = max(2, round(seconds_per_scene * fps))
+    for s in range(scenes):
+        scene = make_scene(rng, width, height, n, photo_scale, px_per_lr=4.0 * height / REF_HEIGHT)
+        for t in range(n):
+            rgb, labels, poses = render(scene, t, width, height)
+            padded = np.full((MAX_LAYERS, 3, 3), np.nan)
+            padded[: len(poses)] = poses
+            yield s, rgb, labels, padded
 
 
 def render_frames(width: int, height: int, fps: int, scenes: int, seconds_per_scene: float, seed: int):
-    """Yield (scene index, RGB uint8 frame). Each scene pans and zooms slowly over one photo."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(PHOTOS))
-    n = max(2, round(seconds_per_scene * fps))
-    for s in range(scenes):
-        img = _photo(PHOTOS[order[s % len(PHOTOS)]])
-        ih, iw = img.shape[:2]
-        cover = max(width / iw, height / ih) * 1.35  # photo covers the frame with margin
-        # pan velocity in output pixels per frame (sub-pixel), zoom rate per frame
-        angle = rng.uniform(0, 2 * np.pi)
-        speed = rng.uniform(0.3, 1.2)
-        vx, vy = speed * np.cos(angle), speed * np.sin(angle)
-        zoom = rng.uniform(-0.0015, 0.0015)
-        cx, cy = iw / 2, ih / 2
-        for t in range(n):
-            scale = cover * (1.0 + zoom * t)
-            # map photo -> frame: x' = scale * (x - cx) + W/2 - vx * t
-            m = np.array(
-                [
-                    [scale, 0.0, width / 2 - scale * cx - vx * t],
-                    [0.0, scale, height / 2 - scale * cy - vy * t],
-                ]
-            )
-            frame = cv2.warpAffine(
-                img, m, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
-            )
-            yield s, frame
+    """Yield (scene index, RGB uint8 frame) of the synthetic source."""
+    for s, rgb, _, _ in render_sequence(width, height, fps, scenes, seconds_per_scene, seed):
+        yield s, rgb
+
+
+def _put(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(arr))
+    zf.writestr(f"{name}.npy", buf.getvalue())
 
 
 def synthesize(
@@ -73,39 +72,63 @@ def synthesize(
     seconds_per_scene=1.0,
     seed=0,
     crf=14,
+    photo_scale=0.5,
+    flow: str | Path | None = None,
 ) -> list[int]:
     """Render and encode (libx264, near-lossless) the synthetic source; write the true cuts
-    (the first frame of every scene after the first) to `cuts_json`. Returns the cuts."""
+    (the first frame of every scene after the first) to `cuts_json` and the true flow to
+    `flow` (default: `flow_path(out)`). Returns the cuts."""
     if width % 2 or height % 2:
         raise ValueError(f"source.synthetic: width and height must be even, got {width}x{height}")
-    if scenes > len(PHOTOS):
-        raise ValueError(f"source.synthetic.scenes: at most {len(PHOTOS)} distinct photographs")
-    cuts, starts, last = [], [], -1
+    if not 0 < photo_scale <= 1:
+        raise ValueError(
+            f"source.synthetic.photo_scale: must be in (0, 1] (never magnified), got {photo_scale}"
+        )
+    flow = flow_path(out) if flow is None else Path(flow)
+    starts, last, scene_of, poses = [], -1, [], []
     total = scenes * max(2, round(seconds_per_scene * fps))
-    with atomic_path(out) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as c:
+    frames = render_sequence(width, height, fps, scenes, seconds_per_scene, seed, photo_scale)
+    with atomic_path(out) as tmp, atomic_path(flow) as ftmp:
+        with (
+            av.open(str(tmp), "w", format="mp4") as c,
+            zipfile.ZipFile(ftmp, "w", zipfile.ZIP_DEFLATED) as zf,
+        ):
             st = c.add_stream("libx264", rate=fps)
             st.width, st.height, st.pix_fmt = width, height, "yuv420p"
             st.options = {"crf": str(crf), "preset": "veryfast"}
             st.codec_context.colorspace = 6  # SMPTE170M (BT.601)
             st.codec_context.color_range = 1  # limited
-            for i, (s, rgb) in enumerate(
-                tqdm(
-                    render_frames(width, height, fps, scenes, seconds_per_scene, seed),
-                    total=total,
-                    desc="synthesize",
-                    unit="frame",
-                )
+            for i, (s, rgb, labels, pose) in enumerate(
+                tqdm(frames, total=total, desc="synthesize", unit="frame")
             ):
                 if s != last:
                     starts.append(i)
                     last = s
+                scene_of.append(s)
+                poses.append(pose)
+                _put(zf, f"labels_{i:06d}", labels)
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 for p in st.encode(frame):
                     c.mux(p)
             for p in st.encode():
                 c.mux(p)
+            _put(zf, "poses", np.stack(poses))
+            _put(zf, "scene", np.array(scene_of, np.int32))
     cuts = starts[1:]
     with atomic_path(cuts_json) as tmp:
         tmp.write_text(json.dumps({"cuts": cuts, "frames": total, "fps": fps}))
     return cuts
+
+
+def true_flow(path: str | Path, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow [H, W, 2] (float32, x then y, source pixels) of frame t into frame t+1
+    and the bool mask of pixels visible in both. Across a scene cut the mask is all False."""
+    with np.load(path) as f:
+        scene, poses = f["scene"], f["poses"]
+        if not 0 <= t < len(scene) - 1:
+            raise IndexError(f"{path}: frame pair {t}->{t + 1} out of range (frames 0..{len(scene) - 1})")
+        lab0, lab1 = f[f"labels_{t:06d}"], f[f"labels_{t + 1:06d}"]
+    flow, valid = pair_flow(poses[t], poses[t + 1], lab0, lab1)
+    if scene[t] != scene[t + 1]:
+        valid[:] = False
+    return flow, valid

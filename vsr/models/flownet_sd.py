@@ -88,17 +88,14 @@ class FlowNetSD(nn.Module):
         flow2 = self(x)[0] * DIV_FLOW
         return F.interpolate(flow2, scale_factor=4, mode="bilinear", align_corners=False)
 
-    def zero_init_flow(self) -> None:
-        """Start from zero flow (identity warp) when no pretrained weights are loaded."""
-        for m in (
-            self.predict_flow6,
-            self.predict_flow5,
-            self.predict_flow4,
-            self.predict_flow3,
-            self.predict_flow2,
-        ):
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
+    def small_init_flow(self, scale: float = 1e-2) -> None:
+        """Start near zero flow (near-identity warp) without pretrained weights: the last
+        prediction layer is scaled down, not zeroed, so every layer gets a gradient from the
+        first step (a zeroed predict_flow2 passes none back, and weight decay then shrinks
+        every other FlowNet weight towards zero)."""
+        with torch.no_grad():
+            self.predict_flow2.weight.mul_(scale)
+            self.predict_flow2.bias.zero_()
 
 
 class CheckpointError(RuntimeError):

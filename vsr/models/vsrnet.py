@@ -9,6 +9,8 @@ the device, so every loader feeds identical tensors and the HR target is never o
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +19,8 @@ from vsr.models.flownet_sd import FlowNetSD, load_checkpoint
 from vsr.models.warp import warp
 
 SCALE = 4
-FLOW_MODES = ("frozen", "finetune", "none")
+FLOW_MODES = ("frozen", "finetune", "dis", "none")
+HEADS = ("residual", "sigmoid")
 
 
 def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
@@ -36,10 +39,26 @@ def degrade(hr: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
     return up.reshape(B, Fr, C, H, W)
 
 
-def _conv_bn(cin, cout, k):
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, 1, k // 2, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1)
-    )
+def _conv(cin, cout, k, batch_norm):
+    layers = [nn.Conv2d(cin, cout, k, 1, k // 2, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(cout))
+    return nn.Sequential(*layers, nn.LeakyReLU(0.1))
+
+
+@torch.compiler.disable
+def dis_flow(ref: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """OpenCV DIS flow (medium preset, no learned weights) at every `ref` pixel pointing into
+    `other`: [B, 2, H, W] in pixels from RGB [B, 3, H, W] in [0, 1]. Runs on the host (a
+    GPU tensor makes a round trip); no gradient."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def grey(x):
+        y = rgb_to_y(x.detach().float())[:, 0].clamp(0, 1) * 255.0
+        return (y + 0.5).to(torch.uint8).cpu().numpy()
+
+    out = [dis.calc(a, b, None) for a, b in zip(grey(ref), grey(other))]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(ref.device)
 
 
 class VSRNet(nn.Module):
@@ -50,30 +69,38 @@ class VSRNet(nn.Module):
         flow_mode: str = "finetune",
         flownet_checkpoint: str | None = None,
         flownet_width: float = 1.0,
+        head: str = "residual",
+        batch_norm: bool = False,
     ):
         super().__init__()
         if frames < 1 or frames % 2 == 0:
             raise ValueError(f"frames must be odd, got {frames}")
         if flow_mode not in FLOW_MODES:
             raise ValueError(f"flownet.mode must be one of {FLOW_MODES}, got {flow_mode!r}")
+        if head not in HEADS:
+            raise ValueError(f"model.head must be one of {HEADS}, got {head!r}")
         if flow_mode == "frozen" and not flownet_checkpoint:
             raise ValueError(
                 "flownet.mode: frozen needs flownet.checkpoint (a frozen random "
-                "FlowNet is useless); use finetune or none"
+                "FlowNet is useless); use finetune, dis or none"
             )
-        self.frames, self.flow_mode = frames, flow_mode
+        self.frames, self.flow_mode, self.head = frames, flow_mode, head
         f1, f2 = features
-        self.conv1 = _conv_bn(1, f1, 9)
-        self.conv2 = _conv_bn(f1 * frames, f2, 5)
+        self.conv1 = _conv(1, f1, 9, batch_norm)
+        self.conv2 = _conv(f1 * frames, f2, 5, batch_norm)
         self.conv3 = nn.Conv2d(f2, 1, 5, 1, 2)
-        nn.init.normal_(self.conv3.weight, 0.0, 0.1)
+        if head == "residual":  # start as the bilinear input, but let gradients reach conv1/2
+            nn.init.normal_(self.conv3.weight, 0.0, 1e-3)
+            nn.init.zeros_(self.conv3.bias)
+        else:
+            nn.init.normal_(self.conv3.weight, 0.0, 0.1)
         self.flownet = None
-        if flow_mode != "none":
+        if flow_mode in ("frozen", "finetune"):
             self.flownet = FlowNetSD(flownet_width)
             if flownet_checkpoint:
                 load_checkpoint(self.flownet, flownet_checkpoint)
             else:
-                self.flownet.zero_init_flow()
+                self.flownet.small_init_flow()
             if flow_mode == "frozen":
                 self.flownet.requires_grad_(False)
 
@@ -84,12 +111,24 @@ class VSRNet(nn.Module):
         return self
 
     def sr_parameters(self):
+        """The super-resolution convolutions (everything but FlowNet)."""
         return [p for n, p in self.named_parameters() if not n.startswith("flownet.")]
+
+    def flow_parameters(self):
+        """FlowNet's trainable parameters (none unless flownet.mode is finetune). Train them
+        at a lower lr than the SR net and never with weight decay (see docs/quality.md)."""
+        return [p for p in self.flownet.parameters() if p.requires_grad] if self.flownet is not None else []
+
+    def flow(self, ref: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        if self.flow_mode == "dis":
+            return dis_flow(ref, other)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.flow_mode == "finetune"):
+            return self.flownet.flow(ref, other)
 
     def align(self, lr_up: torch.Tensor, flow_src: torch.Tensor | None = None) -> torch.Tensor:
         """Luma of every frame, outer frames warped onto the centre: [B, F, 1, H, W]."""
         y = rgb_to_y(lr_up)
-        if self.flownet is None or self.frames == 1:
+        if self.flow_mode == "none" or self.frames == 1:
             return y
         src = lr_up if flow_src is None else flow_src
         B, Fr = src.shape[:2]
@@ -97,8 +136,7 @@ class VSRNet(nn.Module):
         outer = [f for f in range(Fr) if f != c]
         ref = src[:, c].repeat(len(outer), 1, 1, 1)
         other = torch.cat([src[:, f] for f in outer], 0)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.flow_mode == "finetune"):
-            flow = self.flownet.flow(ref, other)  # [len(outer) * B, 2, H, W]
+        flow = self.flow(ref, other)  # [len(outer) * B, 2, H, W]
         warped = warp(torch.cat([y[:, f] for f in outer], 0), flow).split(B, 0)
         frames = list(warped)
         frames.insert(c, y[:, c])
@@ -106,7 +144,9 @@ class VSRNet(nn.Module):
 
     def forward(self, lr_up: torch.Tensor, flow_src: torch.Tensor | None = None) -> torch.Tensor:
         """lr_up: bilinearly upsampled LR RGB frames [B, F, 3, H, W] in [0, 1] (H, W multiples
-        of 64) -> predicted HR luma of the centre frame [B, 1, H, W] in [0, 1] (fp32)."""
+        of 64 with FlowNet) -> predicted HR luma of the centre frame [B, 1, H, W] (fp32):
+        residual head: bilinear centre luma + the net's correction (not clamped; metrics
+        clamp); sigmoid head: the net's whole image through a sigmoid (the seed's)."""
         B, Fr, _, H, W = lr_up.shape
         if Fr != self.frames:
             raise ValueError(f"expected {self.frames} frames, got {Fr}")
@@ -115,7 +155,10 @@ class VSRNet(nn.Module):
         y = self.align(lr_up, flow_src)
         feats = self.conv1(y.reshape(B * Fr, 1, H, W))
         feats = feats.reshape(B, Fr * feats.shape[1], H, W)
-        return torch.sigmoid(self.conv3(self.conv2(feats)).float())
+        out = self.conv3(self.conv2(feats)).float()
+        if self.head == "residual":
+            return y[:, Fr // 2].float() + out
+        return torch.sigmoid(out)
 
 
 def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
@@ -132,6 +175,16 @@ def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
 
 
 def build_vsrnet(cfg: dict) -> VSRNet:
-    """The VSRNet a training config describes (the `cfg` stored in train_state.pt / final.pt)."""
-    fl = cfg["flownet"]
-    return VSRNet(cfg["frames"], tuple(cfg["model"]["features"]), fl["mode"], fl["checkpoint"], fl["width"])
+    """The VSRNet a training config describes (the `cfg` stored in train_state.pt / final.pt).
+    model.head defaults to residual and model.batch_norm to false (configs written before
+    these keys existed describe the seed's sigmoid + batch-norm net: name them to load one)."""
+    fl, m = cfg["flownet"], cfg["model"]
+    return VSRNet(
+        cfg["frames"],
+        tuple(m["features"]),
+        fl["mode"],
+        fl.get("checkpoint"),
+        fl.get("width", 1.0),
+        head=m.get("head", "residual"),
+        batch_norm=m.get("batch_norm", False),
+    )
