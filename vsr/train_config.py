@@ -45,7 +45,7 @@ DEFAULTS = {
     "channels_last": True,
     "warmup_iters": 2,
     "gpus": 0,
-    "model": {"features": [64, 32]},
+    "model": {"features": [64, 32], "head": "residual", "batch_norm": False},
     "flownet": {"mode": "finetune", "checkpoint": None, "width": 1.0, "flow_from": "lr"},
     "nvvl": {"backend": "auto", "decoders_per_gpu": 7, "prefetch": 2, "cpu_threads": 4, "processes": 0},
 }
@@ -96,14 +96,16 @@ def trainer_schema() -> dict:
     }
 
 
-def _unknown(cfg: dict, ref: dict, where: str = "") -> None:
+def _unknown(cfg: dict, props: dict, where: str = "") -> None:
+    """A misspelt key names itself and its nearest known neighbour."""
     for k, v in cfg.items():
-        if k not in ref and k not in WORKFLOW_ONLY:
-            near = difflib.get_close_matches(k, list(ref), n=1)
+        if k not in props and k not in WORKFLOW_ONLY:
+            near = difflib.get_close_matches(k, list(props), n=1)
             hint = f" (did you mean {where}{near[0]!r}?)" if near else ""
             raise ConfigError(f"unknown setting {where}{k!r}{hint}")
-        if isinstance(v, dict) and isinstance(ref.get(k), dict):
-            _unknown(v, ref[k], f"{where}{k}.")
+        sub = props.get(k, {}).get("properties") if isinstance(props.get(k), dict) else None
+        if isinstance(v, dict) and sub:
+            _unknown(v, sub, f"{where}{k}.")
 
 
 def merged(cfg: dict) -> dict:
@@ -111,7 +113,7 @@ def merged(cfg: dict) -> dict:
     if not isinstance(cfg, dict):
         raise ConfigError(f"--cfg must be a JSON object, got {type(cfg).__name__}")
     schema = trainer_schema()
-    _unknown(cfg, {**DEFAULTS, **{k: None for k in schema["properties"]}})
+    _unknown(cfg, schema["properties"])
     out = copy.deepcopy(DEFAULTS)
     for k, v in cfg.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):

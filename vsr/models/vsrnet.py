@@ -84,7 +84,7 @@ class VSRNet(nn.Module):
                 "flownet.mode: frozen needs flownet.checkpoint (a frozen random "
                 "FlowNet is useless); use finetune, dis or none"
             )
-        self.frames, self.flow_mode, self.head = frames, flow_mode, head
+        self.frames, self.flow_mode, self.head, self.batch_norm = frames, flow_mode, head, batch_norm
         f1, f2 = features
         self.conv1 = _conv(1, f1, 9, batch_norm)
         self.conv2 = _conv(f1 * frames, f2, 5, batch_norm)
@@ -153,12 +153,25 @@ class VSRNet(nn.Module):
         if self.flownet is not None and (H % 64 or W % 64):
             raise ValueError(f"frame size {H}x{W} must be a multiple of 64 for FlowNet-SD")
         y = self.align(lr_up, flow_src)
-        feats = self.conv1(y.reshape(B * Fr, 1, H, W))
-        feats = feats.reshape(B, Fr * feats.shape[1], H, W)
+        feats = self.features(y)
         out = self.conv3(self.conv2(feats)).float()
         if self.head == "residual":
             return y[:, Fr // 2].float() + out
         return torch.sigmoid(out)
+
+    def features(self, y: torch.Tensor) -> torch.Tensor:
+        """conv1 (shared by every frame) -> [B, F * f1, H, W], frame-major channels. Without
+        batch norm, one grouped conv with the shared weight tiled over the frames: its output is
+        already the concatenation, so no feature-map-sized reshape copy is made (1.3 GB per step
+        at 540p batch 7 in channels_last)."""
+        B, Fr, _, H, W = y.shape
+        if self.batch_norm:
+            feats = self.conv1(y.reshape(B * Fr, 1, H, W))
+            return feats.reshape(B, Fr * feats.shape[1], H, W)
+        conv = self.conv1[0]
+        w, b = conv.weight.repeat(Fr, 1, 1, 1), conv.bias.repeat(Fr)
+        out = F.conv2d(y.reshape(B, Fr, H, W), w, b, padding=conv.padding, groups=Fr)
+        return F.leaky_relu(out, 0.1)
 
 
 def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):

@@ -18,6 +18,9 @@ def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     fx = flow[:, 0].float() * (2.0 / max(W - 1, 1))
     fy = flow[:, 1].float() * (2.0 / max(H - 1, 1))
-    grid = torch.stack((gx + fx, gy + fy), dim=-1)
+    # beyond the border is the border (padding_mode); non-finite flow (a diverged run, stopped a
+    # few iterations later by the trainer) must not index out of bounds: grid_sample on CPU
+    # segfaults on NaN / 1e30 coordinates
+    grid = torch.stack((gx + fx, gy + fy), dim=-1).nan_to_num(0.0).clamp(-2.0, 2.0)
     out = F.grid_sample(img.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out.to(img.dtype)
