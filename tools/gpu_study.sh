@@ -44,6 +44,10 @@ train)
 step)  # the training step alone on random input (vsr.bench_step), profile tables of eager vs compiled
   python3 -m vsr.bench_step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
     --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>&1 | grep -v Warning ;;
+sessions)  # decode sessions: threads in the trainer vs worker processes, and the NVDEC ceiling
+  for pr in ${PROCS:-0 7 14 28}; do $B --loader nvvl --backend nvdec --processes $pr --data $D/540p --batch 7 --dtype fp16 --iters 150; done
+  $B --loader png --workers 10 --data $D/540p --batch 7 --dtype fp16 --iters 150
+  python3 -m vsr.cli nvdec-ceiling --data $D/540p --decoders 7 --out $OUT/ceiling.csv ;;
 profile)  # where the time of the slowest nvvl cell goes: py-spy samples every thread, idle too
   res=${PROFILE_RES:-720p}; p=${PROFILE_PREC:-fp16}
   if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi

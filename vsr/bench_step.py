@@ -3,7 +3,8 @@
     python -m vsr.bench_step --variants eager,tuned,compiled --precisions fp16,bf16,fp32 \
         --flow finetune,frozen,none --out step.csv [--profile prof.txt]
 
-`eager` is the step as it was landed (no cudnn autotuning, NCHW, eager); `tuned` adds cudnn
+`landed` is the step as it was landed (sigmoid head + batch norm, no cudnn autotuning, NCHW,
+eager); `eager` the same with today's net (residual head, no batch norm); `tuned` adds cudnn
 autotuning + channels_last; `compiled` adds torch.compile. It runs the trainer's own
 train_step / optimiser / GradScaler, so what it measures is what training runs.
 """
@@ -38,23 +39,25 @@ def step_flop(cfg, device, batch, hw) -> float:
 
 
 def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):
+    landed = variant == "landed"  # the seed-shaped net as landed: sigmoid head, batch norm, eager
+    model_cfg = {"features": features, "head": "sigmoid" if landed else "residual", "batch_norm": landed}
     cfg = merged(
         {
             "precision": precision,
             "gpus": 1,
-            "model": {"features": features},
+            "model": model_cfg,
             "iterations": 10_000,
             "flownet": {"mode": flow, "width": width, "checkpoint": None},
         }
     )
     if flow == "frozen":  # a frozen random FlowNet is refused by the model: time it as if loaded
         cfg["flownet"]["mode"] = "finetune"
-    torch.backends.cudnn.benchmark = variant != "eager"
+    torch.backends.cudnn.benchmark = variant not in ("eager", "landed")
     model = build_vsrnet(cfg).to(device)
     if flow == "frozen":
         model.flownet.requires_grad_(False)
         model.flow_mode = "frozen"
-    if variant != "eager":
+    if variant not in ("eager", "landed"):
         model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if variant == "compiled" else model
     opt, sched = make_optimizer(model, cfg, device)
@@ -122,7 +125,7 @@ def main(argv=None):
     for flow in a.flow.split(","):
         for v in a.variants.split(","):
             for p in a.precisions.split(","):
-                prof = a.profile if p == "fp16" and v in ("eager", "compiled") else None
+                prof = a.profile if p == "fp16" and v in ("landed", "compiled") else None
                 rows.append(
                     bench(v, p, flow, a.batch, tuple(a.hw), a.iters, device, a.features, a.width, prof)
                 )
