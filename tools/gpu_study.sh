@@ -4,8 +4,9 @@
 # `python -m vsr.train` using config/gpu.yaml's settings, the table with vsr.report.
 #   bash tools/gpu_study.sh prepare step bench train profile    (wheels in .whl/, results in $OUT)
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
+[ -d /tmp/site/PyNvVideoCodec ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+  --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TQDM_DISABLE=1
 D=${VSR_DATA:-/tmp/vsrdata}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader > "$OUT/gpu.txt"
@@ -36,7 +37,8 @@ train)
       cfg="{\"loader\": \"$l\", \"precision\": \"$p\", \"res\": \"$res\", $extra, \"gpus\": 1,
         \"iterations\": ${ITERS:-200}, \"val_every\": ${ITERS:-200}, \"checkpoint_every\": ${ITERS:-200},
         \"val_stride\": 16, \"warmup_iters\": 20, \"png_workers\": 10, \"model\": {\"features\": [64, 32]},
-        \"flownet\": {\"mode\": \"finetune\", \"width\": 1.0}}"
+        \"log_every\": 20, \"data_time_every\": 10, \"nvvl\": {\"processes\": ${NVVL_PROCS:-0}},
+        \"flownet\": {\"mode\": \"${FLOW:-finetune}\", \"width\": 1.0, \"checkpoint\": ${FLOW_CKPT:-null}}}"
       python3 -m vsr.train --cfg "$cfg" --data $D/$res --out $D/runs/$res/${l}_$p 2>&1 | grep -v "it/s" | tail -3
     done; done
   done
