@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from vsr.media.io import MediaError
 
 TIMEOUT_S = 120.0  # a window that takes longer than this to decode means a stuck worker
+POLL_S = 0.5  # how often a waiting trainer checks that its workers are alive
 
 
 def split_planes(buf: torch.Tensor, h: int, w: int, layout: str):
@@ -100,7 +101,9 @@ class DecodePool:
             self.ring = torch.zeros(shape, dtype=torch.uint8).share_memory_()
         ctx = mp.get_context("spawn")
         self.tasks, self.done = ctx.Queue(), ctx.Queue()
-        gpu = device.index if device.type == "cuda" else None
+        gpu = None
+        if device.type == "cuda":
+            gpu = device.index if device.index is not None else torch.cuda.current_device()
         self.procs = [
             ctx.Process(
                 target=_worker,
@@ -113,6 +116,7 @@ class DecodePool:
         for p in self.procs:
             p.start()
         self.pending = [0] * slots  # windows of each slot not yet reported done
+        self.waited = 0.0
 
     def submit(self, slot: int, windows) -> None:
         self.pending[slot] += len(windows)
@@ -123,12 +127,15 @@ class DecodePool:
         """Block until every window submitted to `slot` is in the ring."""
         while self.pending[slot]:
             try:
-                s, _, err = self.done.get(timeout=TIMEOUT_S)
+                s, _, err = self.done.get(timeout=POLL_S)
             except queue.Empty:
-                dead = [p.name for p in self.procs if not p.is_alive()]
-                raise MediaError(
-                    f"nvvl decode workers stalled ({'dead: ' + ', '.join(dead) if dead else 'no reply'})"
-                ) from None
+                self.waited += POLL_S
+                dead = [f"{p.name} (exit {p.exitcode})" for p in self.procs if not p.is_alive()]
+                if dead or self.waited > TIMEOUT_S:
+                    why = "died: " + ", ".join(dead) if dead else f"no reply in {TIMEOUT_S:.0f} s"
+                    raise MediaError(f"nvvl decode workers {why}") from None
+                continue
+            self.waited = 0.0
             if err:
                 raise MediaError(err)
             self.pending[s] -= 1

@@ -160,18 +160,12 @@ class VSRNet(nn.Module):
         return torch.sigmoid(out)
 
     def features(self, y: torch.Tensor) -> torch.Tensor:
-        """conv1 (shared by every frame) -> [B, F * f1, H, W], frame-major channels. Without
-        batch norm, one grouped conv with the shared weight tiled over the frames: its output is
-        already the concatenation, so no feature-map-sized reshape copy is made (1.3 GB per step
-        at 540p batch 7 in channels_last)."""
+        """conv1, shared by every frame -> [B, F * f1, H, W], frame-major channels. (One grouped
+        conv with the weight tiled over the frames avoids the reshape copy but ran 2.8x slower
+        in cuDNN on an H200: 128.7 vs 46 ms per step.)"""
         B, Fr, _, H, W = y.shape
-        if self.batch_norm:
-            feats = self.conv1(y.reshape(B * Fr, 1, H, W))
-            return feats.reshape(B, Fr * feats.shape[1], H, W)
-        conv = self.conv1[0]
-        w, b = conv.weight.repeat(Fr, 1, 1, 1), conv.bias.repeat(Fr)
-        out = F.conv2d(y.reshape(B, Fr, H, W), w, b, padding=conv.padding, groups=Fr)
-        return F.leaky_relu(out, 0.1)
+        feats = self.conv1(y.reshape(B * Fr, 1, H, W))
+        return feats.reshape(B, Fr * feats.shape[1], H, W)
 
 
 def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
