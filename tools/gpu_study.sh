@@ -33,16 +33,16 @@ bench)
 train)
   for res in ${TRAIN_RES:-540p 720p}; do
     if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi
-    for l in nvvl png; do for p in ${PRECS:-fp32 fp16}; do
+    for l in ${LOADERS:-nvvl png}; do for p in ${PRECS:-fp32 fp16}; do
       cfg="{\"loader\": \"$l\", \"precision\": \"$p\", \"res\": \"$res\", $extra, \"gpus\": 1,
         \"iterations\": ${ITERS:-200}, \"val_every\": ${ITERS:-200}, \"checkpoint_every\": ${ITERS:-200},
         \"val_stride\": 16, \"warmup_iters\": 20, \"png_workers\": 10, \"model\": {\"features\": [64, 32]},
         \"log_every\": 20, \"data_time_every\": 10, \"nvvl\": {\"processes\": ${NVVL_PROCS:-0}},
         \"flownet\": {\"mode\": \"${FLOW:-finetune}\", \"width\": 1.0, \"checkpoint\": ${FLOW_CKPT:-null}}}"
-      python3 -m vsr.train --cfg "$cfg" --data $D/$res --out $D/runs/$res/${l}_$p 2>&1 | grep -v "it/s" | tail -3
+      python3 -m vsr.train --cfg "$cfg" --data $D/$res --out $D/runs${RUN_TAG:-}/$res/${l}_$p 2>&1 | grep -v "it/s" | tail -3
     done; done
   done
-  python3 -m vsr.report --runs "$D/runs" --data "$D" --png-workers 10 --out "$OUT" && cat "$OUT/table.md" ;;
+  python3 -m vsr.report --runs "$D/runs${RUN_TAG:-}" --data "$D" --png-workers 10 --out "$OUT" && cat "$OUT/table.md" ;;
 step)  # the training step alone on random input (vsr.bench_step), profile tables of eager vs compiled
   python3 -m vsr.bench_step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
     --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>&1 | grep -v Warning ;;
