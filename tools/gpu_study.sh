@@ -14,7 +14,7 @@ B="python3 -m vsr.cli bench-loader --out $OUT/bench.csv --iters ${BENCH_ITERS:-6
 for what in "$@"; do case $what in
 prepare)
   [ -f "$D/.ok" ] || { OMP_NUM_THREADS=1 python3 -m vsr.cli prepare --out "$D" --scenes 8 \
-    --seconds ${SECONDS_PER_SCENE:-5} --render 2560 1440 && touch "$D/.ok"; }
+    --seconds ${SECONDS_PER_SCENE:-5} --render ${RENDER:-2560 1440} && touch "$D/.ok"; }
   du -sb "$D"/*/scenes "$D"/*/frames | tee "$OUT/disk.txt" ;;
 bench)
   python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
@@ -45,11 +45,20 @@ train)
   python3 -m vsr.report --runs "$D/runs${RUN_TAG:-}" --data "$D" --png-workers 10 --out "$OUT" && cat "$OUT/table.md" ;;
 step)  # the training step alone on random input (vsr.bench_step), profile tables of eager vs compiled
   python3 -m vsr.bench_step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
-    --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>&1 | grep -v Warning ;;
+    --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>$OUT/step.err ;;
 sessions)  # decode sessions: threads in the trainer vs worker processes, and the NVDEC ceiling
   for pr in ${PROCS:-0 7 14 28}; do $B --loader nvvl --backend nvdec --processes $pr --data $D/540p --batch 7 --dtype fp16 --iters 150; done
   $B --loader png --workers 10 --data $D/540p --batch 7 --dtype fp16 --iters 150
   python3 -m vsr.cli nvdec-ceiling --data $D/540p --decoders 7 --out $OUT/ceiling.csv ;;
+quality)  # one longer run (540p, nvvl, fp16), then vsr evaluate on its val scenes and a real clip
+  q=$D/runs_quality/540p/nvvl_fp16; n=${QITERS:-1500}
+  cfg="{\"loader\": \"nvvl\", \"precision\": \"fp16\", \"res\": \"540p\", \"batch\": 7, \"crop\": null, \"gpus\": 1,
+    \"iterations\": $n, \"val_every\": $((n / 5)), \"checkpoint_every\": $n, \"val_stride\": 4, \"warmup_iters\": 20,
+    \"lr_warmup\": 50, \"log_every\": 20, \"data_time_every\": 10, \"model\": {\"features\": [64, 32]},
+    \"flownet\": {\"mode\": \"${FLOW:-finetune}\", \"width\": 1.0}}"
+  python3 -m vsr.train --cfg "$cfg" --data $D/540p --out $q 2>&1 | grep -v "it/s" | tail -8
+  python3 -m vsr.cli evaluate --checkpoint $q/final.pt $D/540p/scenes/val/*.mp4 .assets/bigbuckbunny.mp4 \
+    --device cuda --csv $OUT/evaluate.csv 2>&1 | tail -12 ;;
 profile)  # where the time of the slowest nvvl cell goes: py-spy samples every thread, idle too
   res=${PROFILE_RES:-720p}; p=${PROFILE_PREC:-fp16}
   if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi

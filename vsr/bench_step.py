@@ -19,23 +19,8 @@ import torch
 
 from vsr.models.vsrnet import build_vsrnet
 from vsr.optim import make_optimizer
-from vsr.step import autocast_for, train_step
+from vsr.step import autocast_for, step_flop, train_step
 from vsr.train_config import merged
-
-
-def step_flop(cfg, device, batch, hw) -> float:
-    """Forward + backward FLOP of one step, counted at 64x128 and scaled to hw (convs are linear
-    in pixels)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = build_vsrnet(cfg).to(device)
-    x = torch.rand(1, cfg["frames"], 3, 128, 256, device=device)
-    with FlopCounterMode(display=False) as fc:
-        from vsr.models.vsrnet import sr_step
-
-        pred, target, _ = sr_step(model, x)
-        torch.nn.functional.mse_loss(pred, target).backward()
-    return fc.get_total_flops() * batch * hw[0] * hw[1] / (128 * 256)
 
 
 def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):

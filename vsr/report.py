@@ -32,6 +32,7 @@ COLUMNS = [  # the seed's columns, in the seed's order, then ours
     "Per iteration data time (ms)",
     "Step time (ms)",
     "Images/s",
+    "TFLOP/s per GPU",
     "Val PSNR (dB)",
     "PSNR gain over bicubic (dB)",
     "GPU busy (%)",
@@ -87,8 +88,11 @@ def build_rows(metrics_paths, study, png_workers, warmup: int = 1, data_root="da
                 "Peak host memory (%)": mon.get("peak_mem_percent", float("nan")),
                 "Disk space for dataset (GB)": dir_size_bytes([data_dir]) / 1e9,
                 "Per iteration data time (ms)": steady["data_ms"].mean(),
-                "Step time (ms)": steady["step_ms"].mean(),
-                "Images/s": steady["images_per_s"].mean(),
+                "Step time (ms)": steady["step_ms"].median(),
+                "Images/s": mon.get("images_per_s") or steady["images_per_s"].mean(),
+                "TFLOP/s per GPU": mon.get("step_tflop", float("nan"))
+                * (mon.get("images_per_s") or float("nan"))
+                / (s["batch"] * mon.get("world_size", 1)),
                 "Val PSNR (dB)": last[psnr_col] if psnr_col else float("nan"),
                 "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan"))
                 if len(val)

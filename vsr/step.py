@@ -118,3 +118,18 @@ class Meter:
         """Everything recorded so far, emitted now (waits for the device: checkpoints, end)."""
         self.flush()
         self._drain()
+
+
+def step_flop(cfg, device, batch, hw) -> float:
+    """Forward + backward FLOP of one step, counted at 64x128 and scaled to hw (convs are linear
+    in pixels)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vsr.models.vsrnet import build_vsrnet, sr_step
+
+    model = build_vsrnet(cfg).to(device)
+    x = torch.rand(1, cfg["frames"], 3, 128, 256, device=device)
+    with FlopCounterMode(display=False) as fc:
+        pred, target, _ = sr_step(model, x)
+        torch.nn.functional.mse_loss(pred, target).backward()
+    return fc.get_total_flops() * batch * hw[0] * hw[1] / (128 * 256)

@@ -24,7 +24,7 @@ from vsr import run_state as rs
 from vsr.media.io import MediaError
 from vsr.models.flownet_sd import CheckpointError
 from vsr.optim import load_optimizer_state, make_optimizer, optimizer_state
-from vsr.step import Meter, autocast_for, sync, train_step
+from vsr.step import Meter, autocast_for, step_flop, sync, train_step
 from vsr.sysmon import SysMon
 from vsr.train_config import ConfigError, merged
 from vsr.train_setup import build_model, make_loader, resume_point, setup_dist, take_lock
@@ -162,7 +162,7 @@ def _run(cfg, data, out, rank, world, device, log) -> dict:
     ddp.train()
     images = cfg["batch"] * world
     t_last = time.perf_counter()
-    t_steady, it_steady = None, it
+    t_steady, it_steady, paused = None, it, 0.0
     try:
         while it < cfg["iterations"]:
             train_loader.sampler.set_epoch(epoch, pos * cfg["batch"])
@@ -195,12 +195,16 @@ def _run(cfg, data, out, rank, world, device, log) -> dict:
                     if rank == 0 and not mon_started:
                         mon.start()
                         mon_started = True
+                p0 = time.perf_counter()  # images, validation, checkpoints: not training time
                 if writer and (it % cfg["log_images_every"] == 0 or it == 1):
                     log_images(writer, hr, pred, target, it)
                 if it % cfg["val_every"] == 0 or it == cfg["iterations"]:
                     run_validation()
                 if it % cfg["checkpoint_every"] == 0 and it != cfg["iterations"]:
                     save()
+                if time.perf_counter() - p0 > 1e-3:
+                    t_last = time.perf_counter()
+                    paused += t_last - p0 if t_steady is not None else 0.0
             else:
                 break
             epoch, pos = epoch + 1, 0
@@ -212,7 +216,7 @@ def _run(cfg, data, out, rank, world, device, log) -> dict:
         mon_summary = mon.stop()
         steady_its = it - it_steady
         mon_summary["images_per_s"] = (
-            steady_its * images / max(t_end - t_steady, 1e-9) if steady_its else None
+            steady_its * images / max(t_end - t_steady - paused, 1e-9) if steady_its else None
         )
     mon_summary = mon_summary or {"samples": 0}
     mon_summary.update(
@@ -222,6 +226,7 @@ def _run(cfg, data, out, rank, world, device, log) -> dict:
             "warmup_iters": cfg["warmup_iters"],
             "backend": getattr(train_loader.dataset, "backend_name", "png"),
             "crop_run": list(crop),
+            "step_tflop": step_flop(cfg, device, cfg["batch"], crop) / 1e12,
             "skipped_steps": sched.state_dict()["skipped"],
         }
     )
