@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import shlex
 import sys
 
@@ -80,14 +81,14 @@ def python():
     """The Python of the job: the conda env's under --sdm conda, else the one running Snakemake."""
     if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
         return "python"
-    return shlex.quote(sys.executable)
+    return sys.executable
 
 
-# The checkout (jobs import `vsr` from here) and the job's Python. The train rule's shell
-# names them as globals, not params: params are rerun triggers, and moving or copying a
-# finished project (checkout, venv and all) must not retrain it.
-ROOT = workflow.basedir
-PYTHON = python()
+# The checkout (jobs import `vsr` from it) and the job's Python reach the train rule's shell
+# as environment variables (set again wherever a job re-reads the workflow: SLURM nodes too),
+# not as params: params are rerun triggers, and a finished project that is moved or copied
+# (checkout, venv and all) must not retrain.
+os.environ.update(VSR_ROOT=workflow.basedir, VSR_PYTHON=python())
 
 
 def nproc_per_node(resources):

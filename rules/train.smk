@@ -20,10 +20,10 @@ rule train:
         launch=launcher,
         omp=omp_threads,
     shell:
-        # ROOT and PYTHON are globals, not params (see common.smk); on failure the trainer's
-        # last log line (its one-line error) is the rule's last word on the console
-        "PYTHONPATH={ROOT:q}${{PYTHONPATH:+:$PYTHONPATH}} OMP_NUM_THREADS={params.omp}"
-        " {params.srun} {PYTHON} {params.launch} -m vsr.train --cfg {params.cfg}"
+        # VSR_ROOT, VSR_PYTHON: see common.smk; on failure the trainer's last log line (its
+        # one-line error) is the rule's last word on the console
+        'PYTHONPATH="$VSR_ROOT"${{PYTHONPATH:+:$PYTHONPATH}} OMP_NUM_THREADS={params.omp}'
+        ' {params.srun} "$VSR_PYTHON" {params.launch} -m vsr.train --cfg {params.cfg}'
         " --data data/{wildcards.res} --out runs/{wildcards.res}/{wildcards.loader}_{wildcards.precision}"
         " > {log:q} 2>&1 || {{ rc=$?; tail -n 1 {log:q} >&2; exit $rc; }}"
 
