@@ -76,8 +76,25 @@ def decoded_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     return a[:h], flat[:q].reshape(h // 2, w // 2), flat[q : 2 * q].reshape(h // 2, w // 2)
 
 
+def write_png(path: Path, rgb: np.ndarray, compression: int, shown=None) -> None:
+    """Encode and write one frame; a short or failed write (full disk, file-size limit,
+    read-only folder) is a MediaError, never a missing frame."""
+    ok, buf = cv2.imencode(".png", rgb[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise MediaError(f"{shown or path}: PNG encoding failed")
+    try:
+        with open(path, "wb") as f:
+            if f.write(buf.tobytes()) != buf.size:
+                raise OSError(28, "short write")
+    except OSError as e:
+        raise MediaError(
+            f"{shown or path}: cannot write ({e.strerror or e}): disk full or folder not writable"
+        ) from None
+
+
 def extract_frames(src, out_dir, compression: int = 3) -> int:
-    """Write every frame of `src` as `out_dir/%05d.png` (1-based, like ffmpeg's image2)."""
+    """Write every frame of `src` as `out_dir/%05d.png` (1-based, like ffmpeg's image2); the
+    folder appears only once every frame is written."""
     with atomic_dir(out_dir) as tmp:
         with open_video(src) as c:
             s = c.streams.video[0]
@@ -89,11 +106,7 @@ def extract_frames(src, out_dir, compression: int = 3) -> int:
                     y, u, v = (torch.from_numpy(p) for p in decoded_planes(frame))
                     rgb = yuv420_to_rgb(y, u, v, matrix, full).permute(1, 2, 0).numpy()
                     n += 1
-                    cv2.imwrite(
-                        str(Path(tmp) / f"{n:05d}.png"),
-                        rgb[..., ::-1],
-                        [cv2.IMWRITE_PNG_COMPRESSION, compression],
-                    )
+                    write_png(Path(tmp) / f"{n:05d}.png", rgb, compression, Path(out_dir) / f"{n:05d}.png")
             except av.error.FFmpegError as e:
                 raise MediaError(f"{src}: corrupt or truncated video ({e.strerror or e})") from None
         if n == 0:
