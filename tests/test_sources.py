@@ -46,6 +46,11 @@ def test_variable_frame_rate_is_named_and_retimed_at_split(tmp_path):
     assert [(r["start_frame"], r["frames"]) for r in rows] == [(0, 15), (15, 15), (30, 15)]
     for r in rows:  # constant rate now: the exact keyframe index accepts every scene
         assert build_index(tmp_path / "scenes" / f"{r['scene']}.mp4").frames == 15
+    # a constant rate stored as whole milliseconds (33, 34, 33 ms) is no VFR: exact 30 fps scenes
+    src = encode(tmp_path / "ms.mp4", scene_frames(), steps_ms=[33, 34, 33])
+    rows, log = split(src, tmp_path)
+    assert "variable frame rate" not in log and probe(tmp_path / "scenes/scene_001.mp4")["fps"] == 30
+    assert build_index(tmp_path / "scenes/scene_001.mp4").frames == 15
 
 
 def test_odd_size_is_cropped_by_one_pixel_and_ffmpeg_errors_keep_the_cause(tmp_path):

@@ -66,7 +66,8 @@ def probe(path: str | os.PathLike) -> dict:
                 f"{named(path)}: truncated (header lists {s.frames} frames, file holds {len(pts)})"
             )
         steps = np.diff(sorted(p for p in pts if p is not None))
-        vfr = bool(len(steps)) and int(steps.max() - steps.min()) > max(1, 0.02 * float(np.median(steps)))
+        # millisecond time bases (mkv, webm) round a constant rate to steps 1 ms apart: not VFR
+        vfr = bool(len(steps)) and float((steps.max() - steps.min()) * s.time_base) > 0.0011
         return {
             "width": cc.width,
             "height": cc.height,

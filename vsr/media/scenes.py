@@ -59,20 +59,36 @@ def scene_rows(bounds: list[int], min_frames: int, val_every: int) -> list[dict]
     return rows
 
 
+STANDARD_RATES = [Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1))]
+STANDARD_RATES += [2 * r for r in STANDARD_RATES]
+
+
 def retime(src, out, info: dict, crf: int, log) -> None:
     """A variable-frame-rate source, re-encoded with every frame kept once at a constant
     rate (its average): scene detection and the split then count frames exactly."""
     import ffmpeg
 
-    fps = Fraction(info["fps"]).limit_denominator(1001)
+    stream, opts, fps = constant_rate(ffmpeg.input(str(src)).video, info["fps"])
     log(
         f"{named(src)}: variable frame rate (frame steps {info['steps'][0]}..{info['steps'][1]} ticks): "
         f"every frame kept once, retimed to a constant {float(fps):.3f} fps before the split"
     )
-    tb = f"{fps.denominator}/{fps.numerator}"  # ffmpeg 7+ keeps the input's timing unless told
-    stream = ffmpeg.input(str(src)).video.filter("settb", tb).filter("setpts", "N")
-    out_opts = dict(vcodec="libx264", crf=crf, preset="veryfast", fps_mode="passthrough", enc_time_base=tb)
-    run_ffmpeg(stream.output(str(out), **out_opts), f"{named(src)}: retiming to a constant frame rate")
+    out = stream.output(str(out), vcodec="libx264", crf=crf, preset="veryfast", **opts)
+    run_ffmpeg(out, f"{named(src)}: retiming to a constant frame rate")
+
+
+def constant_rate(stream, fps: float):
+    """Frame n at n / fps exactly (no frame dropped or repeated): the filters, the output
+    options (ffmpeg 7+ keeps the input's timing unless told) and the rate as a fraction."""
+    fps = Fraction(fps).limit_denominator(1001)
+    near = min(STANDARD_RATES, key=lambda r: abs(r / fps - 1))  # 29.994 (rounded steps) -> 30
+    fps = near if abs(near / fps - 1) < 0.002 else fps
+    tb = f"{fps.denominator}/{fps.numerator}"
+    return (
+        stream.filter("settb", tb).filter("setpts", "N"),
+        {"fps_mode": "passthrough", "enc_time_base": tb},
+        fps,
+    )
 
 
 def split_scenes(src, out_dir, csv_path, crf: int = 12, log=print, **kw) -> list[dict]:
@@ -127,6 +143,7 @@ def _split(
     if w % 2 or h % 2:
         log(f"{name}: odd size {w}x{h}: cropped to {w - w % 2}x{h - h % 2} (yuv420p needs even dimensions)")
         stream = stream.filter("crop", w - w % 2, h - h % 2, 0, 0)
+    stream, rate_opts, _ = constant_rate(stream, info["fps"])  # exact steps, as the index needs
     with atomic_dir(out_dir) as tmp:
         out = stream.output(
             str(Path(tmp) / "scene_%03d.mp4"),
@@ -135,7 +152,7 @@ def _split(
             preset="veryfast",
             pix_fmt="yuv420p",
             force_key_frames="expr:" + "+".join(f"eq(n,{c})" for c in cuts),
-            fps_mode="passthrough",
+            **rate_opts,
             f="segment",
             segment_frames=",".join(map(str, cuts)),
             reset_timestamps=1,
