@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -27,6 +29,19 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def ffmpeg_version() -> tuple[int, int]:
+    """(major, minor) of ffmpeg_exe(); a git build without a release number counts as new."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    m = re.search(r"version n?(\d+)\.(\d+)", out)
+    return (int(m[1]), int(m[2])) if m else (99, 0)
+
+
+def passthrough_timing() -> dict:
+    """Output option: every frame once with its own timestamp (-vsync before ffmpeg 5.1)."""
+    return {"fps_mode" if ffmpeg_version() >= (5, 1) else "vsync": "passthrough"}
 
 
 def named(path: str | os.PathLike) -> str:

@@ -8,7 +8,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from vsr.media.io import MediaError, atomic_dir, atomic_path, named, probe, run_ffmpeg
+from vsr.media.io import MediaError, atomic_dir, atomic_path, named, passthrough_timing, probe, run_ffmpeg
 
 
 def detect_cuts(path: str | os.PathLike, threshold: float, min_scene_len: int) -> tuple[list[int], dict]:
@@ -86,7 +86,7 @@ def constant_rate(stream, fps: float):
     tb = f"{fps.denominator}/{fps.numerator}"
     return (
         stream.filter("settb", tb).filter("setpts", "N"),
-        {"fps_mode": "passthrough", "enc_time_base": tb},
+        {**passthrough_timing(), "enc_time_base": tb},
         fps,
     )
 
