@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import shlex
 import sys
 
@@ -35,9 +36,10 @@ wildcard_constraints:
 
 
 def scene_rows(wildcards=None):
-    """Rows of data/scenes.csv; known only once the split_scenes checkpoint has run."""
+    """Train and val rows of data/scenes.csv (not the dropped short scenes); known only once
+    the split_scenes checkpoint has run."""
     with open(checkpoints.split_scenes.get().output.csv, newline="") as f:
-        return list(csv.DictReader(f))
+        return [r for r in csv.DictReader(f) if r["split"] in ("train", "val")]
 
 
 def scene_mp4s(wildcards):
@@ -89,15 +91,18 @@ def cell_cfg(wildcards):
     return shlex.quote(json.dumps(cfg, sort_keys=True))
 
 
-# the checkout: jobs import `vsr` from here (venv, conda env or SLURM node)
-ROOT = workflow.basedir
-
-
 def python():
     """The Python of the job: the conda env's under --sdm conda, else the one running Snakemake."""
     if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
         return "python"
-    return shlex.quote(sys.executable)
+    return sys.executable
+
+
+# The checkout (jobs import `vsr` from it) and the job's Python reach the train rule's shell
+# as environment variables (set again wherever a job re-reads the workflow: SLURM nodes too),
+# not as params: params are rerun triggers, and a finished project that is moved or copied
+# (checkout, venv and all) must not retrain.
+os.environ.update(VSR_ROOT=workflow.basedir, VSR_PYTHON=python())
 
 
 def nproc_per_node(resources):
@@ -129,13 +134,16 @@ def train_threads():
 
 
 def launcher(wildcards, resources):
-    """python for one process; torchrun via vsr.launch (standalone, or c10d across nodes)."""
+    """Arguments after the Python: none for one process, else vsr.launch (torchrun)."""
     nproc = nproc_per_node(resources)
-    if config["train"]["nodes"] > 1:
-        return f"srun --ntasks-per-node=1 {python()} -m vsr.launch --nproc-per-node {nproc}"
-    if nproc <= 1:
-        return python()
-    return f"{python()} -m vsr.launch --nproc-per-node {nproc}"
+    if config["train"]["nodes"] == 1 and nproc <= 1:
+        return ""
+    return f"-m vsr.launch --nproc-per-node {nproc}"
+
+
+def srun_prefix(wildcards):
+    """Several nodes: one srun task per node, each starting its torchrun (c10d)."""
+    return "srun --ntasks-per-node=1" if config["train"]["nodes"] > 1 else ""
 
 
 def omp_threads(wildcards, threads, resources):

@@ -33,7 +33,7 @@ elif SRC["kind"] == "url":
             "../envs/vsr.yaml"
         params:
             url=SRC["url"],
-            sha256=SRC["sha256"],
+            sha256=SRC.get("sha256"),
         script:
             "../workflow/scripts/download.py"
 
@@ -68,6 +68,10 @@ checkpoint split_scenes:
         threshold=config["scenes"]["threshold"],
         min_scene_len=config["scenes"]["min_scene_len"],
         val_every=config["scenes"]["val_every"],
+        # a scene must hold one training window, else it is dropped (split=dropped in the csv)
+        min_frames=max(
+            config["scenes"]["min_scene_len"], config["train"].get("frames", 3)
+        ),
     script:
         "../workflow/scripts/split_scenes.py"
 

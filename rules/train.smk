@@ -15,15 +15,17 @@ rule train:
     resources:
         **train_resources(),
     params:
-        root=ROOT,
         cfg=cell_cfg,
+        srun=srun_prefix,
         launch=launcher,
         omp=omp_threads,
     shell:
-        "PYTHONPATH={params.root:q}${{PYTHONPATH:+:$PYTHONPATH}} OMP_NUM_THREADS={params.omp}"
-        " {params.launch} -m vsr.train --cfg {params.cfg}"
+        # VSR_ROOT, VSR_PYTHON: see common.smk; on failure the trainer's last log line (its
+        # one-line error) is the rule's last word on the console
+        'PYTHONPATH="$VSR_ROOT"${{PYTHONPATH:+:$PYTHONPATH}} OMP_NUM_THREADS={params.omp}'
+        ' {params.srun} "$VSR_PYTHON" {params.launch} -m vsr.train --cfg {params.cfg}'
         " --data data/{wildcards.res} --out runs/{wildcards.res}/{wildcards.loader}_{wildcards.precision}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1 || {{ rc=$?; tail -n 1 {log:q} >&2; exit $rc; }}"
 
 
 # One named target per cell of the study: `snakemake --cores all train_nvvl_fp16`.

@@ -60,10 +60,10 @@ def test_bad_inputs_give_one_line_errors(synth, tmp_path, kind):
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, synth):
     root = tmp_path / "www"
     root.mkdir()
-    (root / "v.bin").write_bytes(bytes(range(256)) * 4000)
+    (root / "v.bin").write_bytes(synth[0].read_bytes())  # a real video: downloads are decode-checked
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=root))
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
@@ -77,11 +77,12 @@ def test_download_success_resume_and_mismatch(server, tmp_path):
     out = tmp_path / "a" / "source.mp4"
     download(f"{url}/v.bin", out, want)
     assert sha256sum(out) == want
-    # resume: a partial file with the first 100000 bytes is continued, not restarted
+    # resume: a partial file with the first half is continued, not restarted
     out2 = tmp_path / "b" / "source.mp4"
     out2.parent.mkdir()
     part = out2.with_name("source.mp4.part")
-    part.write_bytes((root / "v.bin").read_bytes()[:100000])
+    data = (root / "v.bin").read_bytes()
+    part.write_bytes(data[: len(data) // 2])
     download(f"{url}/v.bin", out2, want)
     assert sha256sum(out2) == want and not part.exists()
     # mismatch: partial deleted, no final output, message names the URL

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -49,13 +51,45 @@ def _cache_file(path: Path, cache_dir: Path) -> Path:
     return cache_dir / f"{path.stem}.{key[:16]}.json"
 
 
+def cache_dirs(cache_dir) -> list[Path]:
+    """Where index files are looked up and written, in order: the dataset's own cache dir,
+    then the user's cache ($XDG_CACHE_HOME/vsr/index, ~/.cache/vsr/index) for read-only data."""
+    if not cache_dir:
+        return []
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vsr" / "index"
+    return [Path(cache_dir), user]
+
+
+_warned: set[str] = set()
+
+
+def _store(idx: VideoIndex, path: Path, dirs: list[Path]) -> None:
+    """Write the index to the first writable cache dir; none writable: keep it in memory only."""
+    for d in dirs:
+        cache = _cache_file(path, d)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(asdict(idx)))
+            os.replace(tmp, cache)
+            return
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if str(d) not in _warned:
+                _warned.add(str(d))
+                print(f"vsr: index cache {d} not writable ({e.strerror or e}); using the next", file=sys.stderr)
+
+
 def build_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> VideoIndex:
     """Demux `path` once; raise a one-line MediaError for anything that cannot be indexed
     exactly (missing, corrupt/truncated, not H.264/HEVC 4:2:0, variable frame rate)."""
     path = Path(path)
-    cache = _cache_file(path, Path(cache_dir)) if cache_dir and path.exists() else None
-    if cache and cache.exists():
-        return VideoIndex(**{**json.loads(cache.read_text()), "path": str(path)})  # as named now
+    dirs = cache_dirs(cache_dir) if path.exists() else []
+    for d in dirs:
+        cache = _cache_file(path, d)
+        if cache.is_file():
+            return VideoIndex(**{**json.loads(cache.read_text()), "path": str(path)})  # as named now
     with open_video(path) as c:
         s = c.streams.video[0]
         cc = s.codec_context
@@ -98,11 +132,7 @@ def build_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None = N
             keyframes,
         )
     _check_tail(idx)
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(idx)))
-        os.replace(tmp, cache)
+    _store(idx, path, dirs)
     return idx
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vsr.media.io import MediaError
+from vsr.media.io import MediaError, check_video
 
 CHUNK = 1 << 20
 
@@ -25,8 +25,9 @@ def sha256sum(path: str | os.PathLike) -> str:
 
 def download(url: str, out: str | os.PathLike, sha256: str | None = None, timeout: float = 60) -> Path:
     """Fetch `url` to `out`. A previous partial download (`out.part`) is resumed with an HTTP
-    Range request; the finished file is checked against `sha256` (if given) before it is
-    renamed onto `out`. A mismatch deletes the partial file and raises MediaError."""
+    Range request; the finished file is checked against `sha256` (if given) and opened and
+    decoded as a video before it is renamed onto `out`. A mismatch or a file that is not a
+    readable video is deleted (a rerun downloads afresh) and raises MediaError."""
     out = Path(out)
     part = out.with_name(out.name + ".part")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -59,5 +60,12 @@ def download(url: str, out: str | os.PathLike, sha256: str | None = None, timeou
         if got != sha256.lower():
             part.unlink(missing_ok=True)
             raise MediaError(f"{url}: sha256 mismatch (expected {sha256}, got {got}); partial file deleted")
+    try:
+        check_video(part)
+    except MediaError as e:
+        part.unlink(missing_ok=True)
+        raise MediaError(
+            f"{url}: downloaded file is not a usable video ({str(e).split(': ', 1)[-1]}); deleted"
+        ) from None
     os.replace(part, out)
     return out

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import av
+import numpy as np
 
 
 class MediaError(RuntimeError):
@@ -25,31 +31,58 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+@functools.cache
+def ffmpeg_version() -> tuple[int, int]:
+    """(major, minor) of ffmpeg_exe(); a git build without a release number counts as new."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    m = re.search(r"version n?(\d+)\.(\d+)", out)
+    return (int(m[1]), int(m[2])) if m else (99, 0)
+
+
+def passthrough_timing() -> dict:
+    """Output option: every frame once with its own timestamp (-vsync before ffmpeg 5.1)."""
+    return {"fps_mode" if ffmpeg_version() >= (5, 1) else "vsync": "passthrough"}
+
+
+def named(path: str | os.PathLike) -> str:
+    """The path as the user knows it: a symlink (data/source.mp4) also names its target."""
+    path = Path(path)
+    return f"{path} (= {path.resolve()})" if path.is_symlink() else str(path)
+
+
 def open_video(path: str | os.PathLike) -> av.container.InputContainer:
     path = Path(path)
     if not path.exists():
-        raise MediaError(f"{path}: file not found")
+        raise MediaError(f"{named(path)}: file not found")
     if path.stat().st_size == 0:
-        raise MediaError(f"{path}: file is empty")
+        raise MediaError(f"{named(path)}: file is empty")
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as e:
-        raise MediaError(f"{path}: not a readable video ({e.strerror or e})") from None
+        raise MediaError(f"{named(path)}: not a readable video ({e.strerror or e})") from None
     if not container.streams.video:
         container.close()
-        raise MediaError(f"{path}: contains no video stream")
+        raise MediaError(f"{named(path)}: contains no video stream")
     return container
 
 
 def probe(path: str | os.PathLike) -> dict:
-    """Width, height, fps, codec, pixel format, colour tags and the exact frame count (demuxed)."""
+    """Width, height, fps, codec, pixel format, colour tags, the exact frame count (demuxed;
+    fewer packets than the header lists is a truncated file) and `vfr` (frame steps differ)."""
     with open_video(path) as c:
         s = c.streams.video[0]
         cc = s.codec_context
         try:
-            frames = sum(1 for p in c.demux(s) if p.size)
+            pts = [p.pts for p in c.demux(s) if p.size]
         except av.error.FFmpegError as e:
-            raise MediaError(f"{path}: corrupt or truncated video ({e.strerror or e})") from None
+            raise MediaError(f"{named(path)}: corrupt or truncated video ({e.strerror or e})") from None
+        if s.frames and len(pts) < s.frames:
+            raise MediaError(
+                f"{named(path)}: truncated (header lists {s.frames} frames, file holds {len(pts)})"
+            )
+        steps = np.diff(sorted(p for p in pts if p is not None))
+        # millisecond time bases (mkv, webm) round a constant rate to steps 1 ms apart: not VFR
+        vfr = bool(len(steps)) and float((steps.max() - steps.min()) * s.time_base) > 0.0011
         return {
             "width": cc.width,
             "height": cc.height,
@@ -58,13 +91,67 @@ def probe(path: str | os.PathLike) -> dict:
             "pix_fmt": cc.format.name if cc.format else None,
             "colorspace": int(getattr(cc, "colorspace", 2) or 2),
             "color_range": int(getattr(cc, "color_range", 0) or 0),
-            "frames": frames,
+            "frames": len(pts),
+            "vfr": vfr,
+            "steps": (int(steps.min()), int(steps.max())) if len(steps) else (0, 0),
         }
+
+
+def check_video(path: str | os.PathLike) -> dict:
+    """probe() plus a decode of the last keyframe interval: a file cut short or damaged at the
+    end fails here, naming the file, not later as a frame-count mismatch."""
+    info = probe(path)
+    with open_video(path) as c:
+        s = c.streams.video[0]
+        keys = [p.pts for p in c.demux(s) if p.size and p.is_keyframe and p.pts is not None]
+    with open_video(path) as c:
+        s = c.streams.video[0]
+        if keys:
+            c.seek(max(keys), stream=s, backward=True, any_frame=False)
+        try:
+            n = sum(1 for f in c.decode(s) if f.pts is None or not keys or f.pts >= max(keys))
+        except av.error.FFmpegError as e:
+            raise MediaError(f"{named(path)}: corrupt or truncated video ({e.strerror or e})") from None
+    if n == 0:
+        raise MediaError(f"{named(path)}: no decodable frames at the end of the file (truncated or corrupt)")
+    return info
+
+
+# ffmpeg 7+ threads each report their end; the cause is among the other lines
+_NOISE = re.compile(
+    r"Task finished with|Terminating thread with|Error sending frames to|before EOF|Nothing was written"
+)
+
+
+def run_ffmpeg(stream, what: str) -> None:
+    """Run an ffmpeg-python graph. A failure is a MediaError that keeps ffmpeg's own words
+    (its error lines, less the per-thread noise); the whole stderr goes to the log."""
+    import ffmpeg
+
+    try:
+        stream.global_args("-hide_banner", "-loglevel", "error", "-nostdin", "-y").run(
+            cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True
+        )
+    except ffmpeg.Error as e:
+        err = (e.stderr or b"").decode(errors="replace")
+        print(err, file=sys.stderr)
+        lines = [re.sub(r"^(\[[^]]*\] ?)+", "", x).strip() for x in err.splitlines()]
+        lines = [x for x in dict.fromkeys(lines) if x and not _NOISE.search(x)] or err.strip().splitlines()[
+            -1:
+        ]
+        raise MediaError(f"{what} failed (ffmpeg: {' | '.join(lines[:3]) or 'no message'})") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path beside `final`; rename it onto `final` only on success."""
+    """Yield a temporary path beside `final`; rename it onto `final` only on success.
+    The result has the user's umask permissions (mkstemp alone would leave it 0600)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
@@ -72,6 +159,8 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -79,12 +168,14 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None):
 
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike):
-    """Yield a temporary directory beside `final`; it replaces `final` only on success."""
+    """Yield a temporary directory beside `final`; it replaces `final` only on success
+    (with the user's umask permissions, not mkdtemp's 0700)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -94,10 +185,26 @@ def atomic_dir(final: str | os.PathLike):
 
 
 def link_source(src: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Use a local video as the source: checked readable, then symlinked (atomically)."""
-    probe(src)
+    """Use a local video as the source: checked readable to its end, then symlinked (atomically)."""
+    check_video(src)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.link")
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(Path(src).resolve())
     os.replace(tmp, out)
+
+
+def script_main(snakemake, fn, *args, **kwargs):
+    """Run one Snakemake script step: everything goes to the rule's log; on failure the
+    traceback stays in the log and the one-line cause is the last word on the console."""
+    console = sys.stderr
+    log = open(snakemake.log[0], "w") if snakemake.log else console
+    sys.stderr = log
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        traceback.print_exc(file=log)
+        log.flush()
+        msg = str(e) if isinstance(e, MediaError) else f"{type(e).__name__}: {e}"
+        print(f"rule {snakemake.rule}: {' '.join(msg.split())}", file=console, flush=True)
+        sys.exit(1)

@@ -2,12 +2,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
+from vsr.media.io import script_main
 from vsr.report import aggregate
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-aggregate(
-    snakemake.input.metrics,  # noqa: F821
-    snakemake.params.study,  # noqa: F821
-    snakemake.params.png_workers,  # noqa: F821
-    snakemake.output,  # noqa: F821
-)
+s = snakemake  # noqa: F821
+script_main(s, aggregate, s.input.metrics, s.params.study, s.params.png_workers, s.output)

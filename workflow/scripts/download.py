@@ -3,6 +3,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
 from vsr.media.download import download
+from vsr.media.io import script_main
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-download(snakemake.params.url, snakemake.output[0], snakemake.params.sha256)  # noqa: F821
+s = snakemake  # noqa: F821
+script_main(s, download, s.params.url, s.output[0], s.params.sha256)

@@ -2,7 +2,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
+from vsr.media.io import script_main
 from vsr.media.transcode import extract_frames
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-extract_frames(snakemake.input[0], snakemake.output[0])  # noqa: F821
+s = snakemake  # noqa: F821
+script_main(s, extract_frames, s.input[0], s.output[0])

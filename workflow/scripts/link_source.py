@@ -2,7 +2,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
-from vsr.media.io import link_source
+from vsr.media.io import link_source, script_main
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-link_source(snakemake.input[0], snakemake.output[0])  # noqa: F821
+s = snakemake  # noqa: F821
+script_main(s, link_source, s.input[0], s.output[0])

@@ -2,13 +2,16 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
+from vsr.media.io import script_main
 from vsr.media.scenes import split_scenes
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-split_scenes(
-    snakemake.input[0],  # noqa: F821
-    snakemake.output.scenes,  # noqa: F821
-    snakemake.output.csv,  # noqa: F821
-    **snakemake.params,  # noqa: F821
+s = snakemake  # noqa: F821
+script_main(
+    s,
+    split_scenes,
+    s.input[0],
+    s.output.scenes,
+    s.output.csv,
+    **s.params,
     log=lambda m: print(m, file=sys.stderr),
 )

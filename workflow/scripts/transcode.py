@@ -2,7 +2,16 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
+from vsr.media.io import script_main
 from vsr.media.transcode import transcode
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-transcode(snakemake.input[0], snakemake.output[0], snakemake.wildcards.res, **snakemake.params)  # noqa: F821
+s = snakemake  # noqa: F821
+script_main(
+    s,
+    transcode,
+    s.input[0],
+    s.output[0],
+    s.wildcards.res,
+    **s.params,
+    log=lambda m: print(m, file=sys.stderr),
+)
