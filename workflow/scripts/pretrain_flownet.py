@@ -5,16 +5,25 @@ sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 import torch
 
 from vsr.flowtrain import pretrain, val_clips
+from vsr.media.io import script_main
 
-log = open(snakemake.log[0], "w")  # noqa: F821
-sys.stderr = log
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-pretrain(
-    snakemake.params.width,  # noqa: F821
-    snakemake.params.pretrain,  # noqa: F821
-    snakemake.output.checkpoint,  # noqa: F821
-    snakemake.output.metrics,  # noqa: F821
-    val_clips(snakemake.input.csv, snakemake.input.scenes),  # noqa: F821
-    device="cuda" if snakemake.params.gpu else "cpu",  # noqa: F821
-    log=lambda m: print(m, file=log, flush=True),
-)
+s = snakemake  # noqa: F821
+torch.set_num_threads(s.threads)
+
+
+def run():
+    clips = val_clips(s.input.csv, s.input.scenes)
+    device = "cuda" if s.params.gpu else "cpu"
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731  the rule's log
+    pretrain(
+        s.params.width,
+        s.params.pretrain,
+        s.output.checkpoint,
+        s.output.metrics,
+        clips,
+        device=device,
+        log=log,
+    )
+
+
+script_main(s, run)
