@@ -82,9 +82,7 @@ def bench_loader(a) -> dict:
         )
         sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed)
         loader = VideoLoader(ds, a.batch, sampler, dtype, a.prefetch)
-        backend = ds.backend_name + (
-            f" x{a.processes} processes" if a.processes else f" x{a.decoders} threads"
-        )
+        backend = ds.backend_name + (f" x{a.processes} processes" if a.processes else "")
     elif a.loader == "png":
         from vsr.data.png import PngLoader, PngSequenceDataset
 

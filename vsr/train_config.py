@@ -101,8 +101,8 @@ def _unknown(cfg: dict, props: dict, where: str = "") -> None:
     for k, v in cfg.items():
         if k not in props and k not in WORKFLOW_ONLY:
             near = difflib.get_close_matches(k, list(props), n=1)
-            hint = f" (did you mean {where}{near[0]!r}?)" if near else ""
-            raise ConfigError(f"unknown setting {where}{k!r}{hint}")
+            hint = f" (did you mean '{where}{near[0]}'?)" if near else ""
+            raise ConfigError(f"unknown setting '{where}{k}'{hint}")
         sub = props.get(k, {}).get("properties") if isinstance(props.get(k), dict) else None
         if isinstance(v, dict) and sub:
             _unknown(v, sub, f"{where}{k}.")

@@ -1,0 +1,124 @@
+"""A run directory's life: one owner, full history across reruns and extensions, corrupt
+checkpoints, and settings that cannot run refused at start (issue: nothing lost, nothing silent)."""
+
+import json
+import subprocess
+import time
+
+import torch
+from conftest import PY, ROOT
+from test_train import CFG, train
+
+PNG = dict(CFG, loader="png", iterations=4, val_every=2, checkpoint_every=2)
+
+
+def _records(out, kind="train"):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if kind in x]
+
+
+def _train_iters(out):
+    return [r["iter"] for r in _records(out) if r["kind"] == "train"]
+
+
+def _last_line(r):
+    return r.stderr.strip().splitlines()[-1]
+
+
+def test_one_owner_at_a_time_and_a_dead_owner_holds_nothing(clipdir, tmp_path):
+    out = tmp_path / "run"
+    cfg = dict(PNG, iterations=400, val_every=1000, checkpoint_every=1000)
+    cmd = [PY, "-m", "vsr.train", "--cfg", json.dumps(cfg), "--data", str(clipdir), "--out", str(out)]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.time()
+        while not (out / ".lock").exists() or not (out / ".lock").read_text():
+            assert time.time() - t0 < 120 and first.poll() is None
+            time.sleep(0.1)
+        r = train(cfg, clipdir, out, timeout=120)  # snakemake rerun beside an orphaned trainer
+        assert r.returncode != 0
+        assert f"another trainer (pid {first.pid}) is writing this run" in _last_line(r)
+    finally:
+        first.kill()
+        first.wait()
+    r = train(PNG, clipdir, out, timeout=300)  # the killed owner's lock is gone with it
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _train_iters(out) == [1, 2, 3, 4]
+
+
+def test_forced_rerun_and_extension_keep_the_whole_history(clipdir, tmp_path):
+    out = tmp_path / "run"
+    assert train(PNG, clipdir, out, timeout=300).returncode == 0
+    first = _records(out, "")
+    for name in ("metrics.jsonl", "final.pt", "sysmon.json"):  # what --forcerun deletes
+        (out / name).unlink()
+    r = train(PNG, clipdir, out, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "continuing from" in r.stdout and "at iteration 4" in r.stdout
+    assert _records(out, "") == first  # nothing retrained, nothing lost
+    assert json.loads((out / "sysmon.json").read_text())["world_size"] == 1
+    r = train(dict(PNG, iterations=6), clipdir, out, timeout=300)  # train.iterations raised
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _train_iters(out) == list(range(1, 7))
+    assert [v["iter"] for v in _records(out, '"val"')] == [2, 4, 6]
+    r = train(dict(PNG, lr_max=3e-3), clipdir, out, timeout=300)  # what it learns from changed
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "settings changed since the checkpoint (lr_max): starting this run over" in r.stdout
+    assert _train_iters(out) == [1, 2, 3, 4]
+
+
+def test_a_corrupt_checkpoint_falls_back_or_names_itself(clipdir, tmp_path):
+    out = tmp_path / "run"
+    cfg = dict(PNG, checkpoint_every=1)
+    assert train(dict(cfg, iterations=3), clipdir, out, timeout=300).returncode == 0
+    state = out / "train_state.pt"
+    state.write_bytes(state.read_bytes()[:1000])  # truncated (full disk, killed mid-copy)
+    r = train(cfg, clipdir, out, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{state} is unreadable" in r.stdout and "continuing from the previous checkpoint" in r.stdout
+    assert _train_iters(out) == [1, 2, 3, 4]
+    for p in (state, out / "train_state.prev.pt"):
+        p.write_bytes(b"junk")
+    r = train(dict(cfg, iterations=5), clipdir, out, timeout=300)
+    assert r.returncode != 0
+    assert f"{state} is unreadable" in _last_line(r) and f"Delete {out}" in _last_line(r)
+
+
+def test_settings_that_cannot_run_are_one_line_at_start(clipdir, tmp_path):
+    cases = {
+        "batch 64 is larger than the": dict(PNG, batch=64, crop=None),
+        "crop 1024x2048 is larger than the frames (540x960)": dict(PNG, crop=[1024, 2048]),
+        "unknown setting 'iteratons' (did you mean 'iterations'?)": dict(PNG, iteratons=2),
+        "unknown setting 'flownet.mdoe' (did you mean 'flownet.mode'?)": dict(PNG, flownet={"mdoe": "none"}),
+        "setting precision: 'fp8' is not one of": dict(PNG, precision="fp8"),
+    }
+    for msg, cfg in cases.items():
+        t0 = time.time()
+        r = train(cfg, clipdir, tmp_path / "o", timeout=120)
+        assert r.returncode != 0 and msg in _last_line(r), (msg, r.stderr[-1500:])
+        assert time.time() - t0 < 60  # at start, not after a hang
+        assert not (tmp_path / "o" / "metrics.jsonl").exists()
+
+
+def test_skipped_fp16_steps_do_not_advance_the_schedule():
+    """GradScaler skips a step with inf gradients; the lr schedule counts steps taken."""
+    from vsr.optim import make_optimizer
+    from vsr.train_config import merged
+
+    cfg = merged({"iterations": 10, "lr_warmup": 4, "flow_freeze_iters": 0})
+    p = torch.nn.Parameter(torch.ones(4, 4))
+    model = torch.nn.Module()
+    model.w = p
+    opt, sched = make_optimizer(model, cfg, torch.device("cpu"))
+    lrs = []
+    for bad in (False, True, True, False):
+        opt.zero_grad()
+        (p.sum() * (float("inf") if bad else 1.0)).backward()
+        found_inf = torch.tensor(1.0 if bad else 0.0)
+        opt.found_inf = found_inf  # what GradScaler hands a fused optimiser
+        opt.step()
+        del opt.found_inf
+        sched.step()
+        lrs.append(float(opt.param_groups[0]["lr"]))
+    assert sched.state_dict() == {"taken": 2.0, "skipped": 2.0}
+    assert lrs[0] == lrs[1] == lrs[2] < lrs[3]  # held while skipped, then on
+    assert torch.isfinite(p).all()  # the fused step skipped the inf gradients
