@@ -61,6 +61,7 @@ def test_ddp_two_processes_gloo(clipdir, tmp_path):
     assert [x["iter"] for x in lines if x["kind"] == "train"] == list(range(1, 7))
     val = [x for x in lines if x["kind"] == "val"][-1]
     assert val["count"] == len(range(0, 13, 8))  # every val window once over both ranks
+    assert val["clips"] == 1  # per-clip means, then the mean over clips (one val scene here)
     assert all(torch.isfinite(torch.tensor(x["loss"])) for x in lines if x["kind"] == "train")
     assert json.loads((out / "sysmon.json").read_text())["world_size"] == 2
 

@@ -2,11 +2,13 @@
 checkpoints, and settings that cannot run refused at start (issue: nothing lost, nothing silent)."""
 
 import json
+import os
 import subprocess
 import time
 
+import pytest
 import torch
-from conftest import PY, ROOT
+from conftest import PY, ROOT, run
 from test_train import CFG, train
 
 PNG = dict(CFG, loader="png", iterations=4, val_every=2, checkpoint_every=2)
@@ -122,3 +124,37 @@ def test_skipped_fp16_steps_do_not_advance_the_schedule():
     assert sched.state_dict() == {"taken": 2.0, "skipped": 2.0}
     assert lrs[0] == lrs[1] == lrs[2] < lrs[3]  # held while skipped, then on
     assert torch.isfinite(p).all()  # the fused step skipped the inf gradients
+
+
+def test_flownet_is_never_decayed_and_learns_slower():
+    from vsr.models.vsrnet import build_vsrnet
+    from vsr.optim import make_optimizer
+    from vsr.train_config import merged
+
+    cfg = merged({"model": {"features": [4, 2]}, "flownet": {"mode": "finetune", "width": 0.0625}})
+    model = build_vsrnet(cfg)
+    opt, sched = make_optimizer(model, cfg, torch.device("cpu"))
+    flow = {id(p) for p in model.flownet.parameters()}
+    for g in opt.param_groups:
+        if any(id(p) in flow for p in g["params"]):
+            assert all(id(p) in flow for p in g["params"]) and g["weight_decay"] == 0.0
+            assert float(g["lr"]) == 0.0  # held still during its first iterations
+        else:
+            assert g["weight_decay"] in (0.0, cfg["weight_decay"])
+    sched.taken.fill_(sched.freeze)
+    sched.apply()
+    sr_lr, flow_lr = (float(g["lr"]) for g in (opt.param_groups[0], opt.param_groups[-1]))
+    assert flow_lr == pytest.approx(sr_lr * cfg["flow_lr_scale"])
+
+
+def test_a_diverged_ddp_run_stops_on_every_rank_with_one_line(clipdir, tmp_path):
+    cfg = dict(PNG, loader="nvvl", lr_min=1e30, lr_max=1e30, lr_warmup=0, iterations=6, log_every=2)
+    cmd = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "vsr.train"]
+    r = run(
+        cmd + ["--cfg", json.dumps(cfg), "--data", str(clipdir), "--out", str(tmp_path / "o")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert r.returncode != 0
+    assert r.stderr.count("[vsr.train] loss is nan at iteration") == 2, r.stderr[-3000:]  # both ranks
+    assert not (tmp_path / "o" / "metrics.jsonl").exists()

@@ -38,6 +38,8 @@ def test_upscale_near_identity_model_gives_bicubic_like_frames_and_keeps_audio(t
             "cpu",
             "--preset",
             "veryfast",
+            "--crf",
+            "8",  # near-lossless, so what is compared is the model and the colour path
         ]
     )
     assert r.returncode == 0, r.stderr[-2000:]
@@ -54,7 +56,7 @@ def test_upscale_near_identity_model_gives_bicubic_like_frames_and_keeps_audio(t
         bic = upsample(lo, "bicubic").clamp(0, 1)
         # the model reproduces its input luma (bilinear x4): close to bicubic, and equal to the
         # expected frame (bilinear luma, bicubic chroma) up to H.264's loss
-        assert psnr(hi, bic) > 38
+        assert psnr(hi, bic) > 35  # bilinear vs bicubic luma differ on detailed content
         assert psnr(hi, with_luma(bic, rgb_to_y(upsample(lo, "bilinear")))) > 41
 
 

@@ -68,13 +68,11 @@ def test_moved_or_copied_project_is_up_to_date(tmp_path):
         r = run(["snakemake", "--cores", "2", "-n", "train_nvvl_fp32"], cwd=tmp_path / d, timeout=120)
         assert "Nothing to be done" in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
     # a trainer that fails: its last log line (the one-line error) is on the console
-    (tmp_path / "moved/bad.yaml").write_text("flownet: {mode: frozen, checkpoint: null, width: 0.0625}\n")
+    (tmp_path / "moved/bad.yaml").write_text("study: [{res: 540p, crop: [1024, 2048], batch: 2}]\n")
     r = run(
         ["snakemake", "--cores", "2", "--configfile", "bad.yaml", "--", "train_nvvl_fp32"],
         cwd=tmp_path / "moved",
     )
     assert r.returncode != 0
     shown = r.stderr.split("RuleException")[0].strip().splitlines()[-1]
-    assert shown.startswith("[vsr.train] error: flownet.mode: frozen needs flownet.checkpoint"), r.stderr[
-        -3000:
-    ]
+    assert shown.startswith("[vsr.train] error: crop 1024x2048 is larger than the frames"), r.stderr[-3000:]

@@ -95,7 +95,7 @@ def synthesize(
         ):
             st = c.add_stream("libx264", rate=fps)
             st.width, st.height, st.pix_fmt = width, height, "yuv420p"
-            st.options = {"crf": str(crf), "preset": "veryfast"}
+            st.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}  # reproducible bytes
             st.codec_context.colorspace = 6  # SMPTE170M (BT.601)
             st.codec_context.color_range = 1  # limited
             for i, (s, rgb, labels, pose) in enumerate(
