@@ -158,3 +158,17 @@ def test_a_diverged_ddp_run_stops_on_every_rank_with_one_line(clipdir, tmp_path)
     assert r.returncode != 0
     assert r.stderr.count("[vsr.train] loss is nan at iteration") == 2, r.stderr[-3000:]  # both ranks
     assert not (tmp_path / "o" / "metrics.jsonl").exists()
+
+
+def test_ddp_run_extends_from_its_checkpoint_on_every_rank(clipdir, tmp_path):
+    cmd = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "vsr.train"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "o"
+    for n in (2, 4):
+        cfg = dict(PNG, loader="nvvl", iterations=n)
+        r = run(
+            cmd + ["--cfg", json.dumps(cfg), "--data", str(clipdir), "--out", str(out)], env=env, timeout=300
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert "continuing from" in r.stdout and "at iteration 2" in r.stdout
+    assert _train_iters(out) == [1, 2, 3, 4]

@@ -67,8 +67,9 @@ def save_state(state: dict, out: Path) -> None:
     atomic_save(state, cur)
 
 
-def load_state(out: Path, device, log) -> dict | None:
-    """The newest readable checkpoint (falling back to the previous one, saying so), or None."""
+def load_state(out: Path, device, log) -> tuple[dict | None, Path | None]:
+    """The newest readable checkpoint and its file (falling back to the previous one, saying
+    so), or (None, None)."""
     cur, prev = out / "train_state.pt", out / "train_state.prev.pt"
     errors = []
     for p in (cur, prev):
@@ -83,13 +84,13 @@ def load_state(out: Path, device, log) -> dict | None:
             continue
         if errors:
             log(f"[vsr.train] warning: {errors[0]}: continuing from the previous checkpoint {p}")
-        return st
+        return st, p
     if errors:
         raise RunError(
             f"[vsr.train] error: {'; '.join(errors)}. Delete {out} (or the files named) to start "
             "this run over"
         )
-    return None
+    return None, None
 
 
 def discard_state(out: Path) -> None:

@@ -72,7 +72,7 @@ def _run(cfg, data, out, rank, world, device, log) -> dict:
             "compute stays fp32"
         )
 
-    st = resume_point(cfg, out, rank, world, device, log)
+    st = resume_point(cfg, out, rank, world, log)
     it, epoch, pos, mon_summary = 0, 0, 0, None
     if st is not None:
         model.load_state_dict(st["model"])

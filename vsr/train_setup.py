@@ -117,11 +117,12 @@ def build_model(cfg, device, world, log):
     return model, ddp, fwd
 
 
-def resume_point(cfg, out: Path, rank, world, device, log):
-    """The checkpoint to continue from (None: start clean), decided once by rank 0."""
+def resume_point(cfg, out: Path, rank, world, log):
+    """The checkpoint to continue from (None: start clean), decided once by rank 0; every rank
+    then reads the file rank 0 chose."""
     decision = [None]
     if rank == 0:
-        st = rs.load_state(out, "cpu", log)
+        st, path = rs.load_state(out, "cpu", log)
         hist = rs.History(out)
         if st is not None and changed_settings(st["cfg"], cfg):
             log(
@@ -140,13 +141,12 @@ def resume_point(cfg, out: Path, rank, world, device, log):
             rs.discard_state(out)
         else:
             hist.truncate(st["iter"])
-        decision = [st]
+        decision = [None if st is None else str(path)]
     if world > 1:
         dist.broadcast_object_list(decision, src=0)
-    st = decision[0]
-    if st is not None:
-        st = torch.load(out / "train_state.pt", map_location=device, weights_only=False) if rank else st
-    return st
+    if decision[0] is None:
+        return None
+    return st if rank == 0 else torch.load(decision[0], map_location="cpu", weights_only=False)
 
 
 def take_lock(out: Path, rank, world) -> rs.RunLock | None:
