@@ -9,6 +9,7 @@ block late, so a NaN loss stops the run within 2 x log_every iterations, on ever
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 
@@ -107,8 +108,7 @@ class Meter:
         rows = host.tolist()
         for rec, row in zip(recs, rows):
             rec.update(zip(self.COLS, row))
-            rec["loss"] = row[0]
-            if not torch.isfinite(torch.tensor(row[0])):
+            if not math.isfinite(row[0]):
                 raise NonFiniteLoss(
                     f"[vsr.train] loss is {row[0]} at iteration {rec['iter']} ({self.precision}): stopping"
                 )

@@ -36,8 +36,6 @@ def split_planes(buf: torch.Tensor, h: int, w: int, layout: str):
 
 
 def _decode_nvdec(state, idx, start, n, dst):
-    import PyNvVideoCodec as nvc  # noqa: F401  (imported once by _worker)
-
     slot = state["slot"]
     with torch.cuda.stream(slot.stream):
         got = slot.decoder(idx.path).get_batch_frames_by_index(list(range(start, start + n)))
