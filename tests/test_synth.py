@@ -50,3 +50,13 @@ def test_frames_have_detail():
         hr = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
         bic = bicubic_upscale(F.avg_pool2d(hr, 4), hr.shape[-2:])
         assert psnr(rgb_to_studio_y(bic), rgb_to_studio_y(hr)).item() < 33
+
+
+def test_one_scene_renders_as_in_the_whole_sequence():
+    """`vsr prepare` renders each scene in its own process (`only=`): same frames, same order."""
+    from vsr.media.synth import render_frames
+
+    whole = [(s, f) for s, f in render_frames(128, 96, 30, 3, 0.1, seed=2)]
+    one = [(s, f) for s, f in render_frames(128, 96, 30, 3, 0.1, seed=2, only=2)]
+    assert [s for s, _ in one] == [2, 2, 2]
+    assert all((a == b).all() for (_, a), (_, b) in zip(one, [x for x in whole if x[0] == 2]))

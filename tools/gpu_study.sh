@@ -14,7 +14,7 @@ B="python3 -m vsr.cli bench-loader --out $OUT/bench.csv --iters ${BENCH_ITERS:-6
 for what in "$@"; do case $what in
 prepare)
   [ -f "$D/.ok" ] || { OMP_NUM_THREADS=1 python3 -m vsr.cli prepare --out "$D" --scenes 8 \
-    --seconds ${SECONDS_PER_SCENE:-5} --render ${RENDER:-2560 1440} && touch "$D/.ok"; }
+    --seconds ${SECONDS_PER_SCENE:-5} --render ${RENDER:-2560 1440} --res ${RES:-540p 720p} && touch "$D/.ok"; }
   du -sb "$D"/*/scenes "$D"/*/frames | tee "$OUT/disk.txt" ;;
 bench)
   python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
@@ -59,6 +59,26 @@ quality)  # one longer run (540p, nvvl, fp16), then vsr evaluate on its val scen
   python3 -m vsr.train --cfg "$cfg" --data $D/540p --out $q 2>&1 | grep -v "it/s" | tail -8
   python3 -m vsr.cli evaluate --checkpoint $q/final.pt $D/540p/scenes/val/*.mp4 .assets/bigbuckbunny.mp4 \
     --device cuda --csv $OUT/evaluate.csv 2>&1 | tail -12 ;;
+ablation)  # issue 12 on 4 GPUs at once: FlowNet pretrained on GPU 0 while flow none / finetune from a
+  # small init train on GPUs 1-2; then frozen / finetuned from the pretrained FlowNet on GPUs 0 and 3
+  n=${QITERS:-1500}; A=$D/ablation; mkdir -p $A; ck=$A/flownet_pretrained.pth.tar
+  qrun() {  # gpu tag mode checkpoint
+    local cfg="{\"loader\": \"nvvl\", \"precision\": \"fp16\", \"res\": \"540p\", \"batch\": 7, \"crop\": null,
+      \"gpus\": 1, \"iterations\": $n, \"val_every\": $((n / 5)), \"checkpoint_every\": $n, \"val_stride\": 4,
+      \"warmup_iters\": 20, \"lr_warmup\": 50, \"log_every\": 20, \"data_time_every\": 10,
+      \"model\": {\"features\": [64, 32]}, \"flownet\": {\"mode\": \"$3\", \"width\": 1.0, \"checkpoint\": $4}}"
+    CUDA_VISIBLE_DEVICES=$1 python3 -m vsr.train --cfg "$cfg" --data $D/540p --out $A/$2 > $OUT/train_$2.log 2>&1
+    CUDA_VISIBLE_DEVICES=$1 python3 -m vsr.cli evaluate --checkpoint $A/$2/final.pt $D/540p/scenes/val/*.mp4 \
+      .assets/bigbuckbunny.mp4 --device cuda --csv $OUT/evaluate_$2.csv > $OUT/evaluate_$2.txt 2>&1
+    cp $A/$2/metrics.jsonl $OUT/metrics_$2.jsonl; tail -2 $OUT/train_$2.log; tail -6 $OUT/evaluate_$2.txt
+  }
+  qrun 1 none none null & qrun 2 finetune_small_init finetune null &
+  CUDA_VISIBLE_DEVICES=0 python3 -c "import glob, json, sys; from vsr.flowtrain import pretrain
+cfg = json.loads(sys.argv[1]); clips = sorted(glob.glob('$D/540p/scenes/val/*.mp4')) + ['.assets/bigbuckbunny.mp4']
+pretrain(1.0, cfg, '$ck', '$OUT/pretrain_metrics.json', val_clips=clips, device='cuda')" \
+    "{\"iterations\": ${PITERS:-5000}, \"batch\": 16, \"workers\": ${PWORKERS:-32}, \"eval_pairs\": 64}" \
+    > $OUT/pretrain.log 2>&1; tail -3 $OUT/pretrain.log
+  qrun 0 frozen_pretrained frozen "\"$ck\"" & qrun 3 finetune_pretrained finetune "\"$ck\"" & wait ;;
 profile)  # where the time of the slowest nvvl cell goes: py-spy samples every thread, idle too
   res=${PROFILE_RES:-720p}; p=${PROFILE_PREC:-fp16}
   if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi

@@ -26,7 +26,7 @@ def _prepare_scene(args):
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
-    frames = [f for s, f in render_frames(w, h, fps, i + 1, seconds, seed) if s == i]
+    frames = [f for _, f in render_frames(w, h, fps, i + 1, seconds, seed, only=i)]
     split = assign_split(i, val_every)
     for res in res_list:
         rw, rh = RESOLUTIONS[res]

@@ -37,12 +37,16 @@ def flow_path(video: str | Path) -> Path:
     return video.with_name(f"{video.stem}_flow.npz")
 
 
-def render_sequence(width, height, fps, scenes, seconds_per_scene, seed, photo_scale=0.5):
-    """Yield (scene index, RGB uint8 frame, labels uint8, poses [MAX_LAYERS, 3, 3])."""
+def render_sequence(width, height, fps, scenes, seconds_per_scene, seed, photo_scale=0.5, only=None):
+    """Yield (scene index, RGB uint8 frame, labels uint8, poses [MAX_LAYERS, 3, 3]); with
+    `only`, just that scene's frames (the scenes before it are drawn, not rendered, so its
+    frames are the same as in the whole sequence)."""
     rng = np.random.default_rng(seed)
     n = max(2, round(seconds_per_scene * fps))
-    for s in range(scenes):
+    for s in range(scenes if only is None else only + 1):
         scene = make_scene(rng, width, height, n, photo_scale, px_per_lr=4.0 * height / REF_HEIGHT)
+        if only is not None and s != only:
+            continue
         for t in range(n):
             rgb, labels, poses = render(scene, t, width, height)
             padded = np.full((MAX_LAYERS, 3, 3), np.nan)
@@ -50,9 +54,9 @@ def render_sequence(width, height, fps, scenes, seconds_per_scene, seed, photo_s
             yield s, rgb, labels, padded
 
 
-def render_frames(width: int, height: int, fps: int, scenes: int, seconds_per_scene: float, seed: int):
-    """Yield (scene index, RGB uint8 frame) of the synthetic source."""
-    for s, rgb, _, _ in render_sequence(width, height, fps, scenes, seconds_per_scene, seed):
+def render_frames(width, height, fps, scenes, seconds_per_scene, seed, only=None):
+    """Yield (scene index, RGB uint8 frame) of the synthetic source (`only`: one scene)."""
+    for s, rgb, _, _ in render_sequence(width, height, fps, scenes, seconds_per_scene, seed, only=only):
         yield s, rgb
 
 
