@@ -123,3 +123,22 @@ def test_metrics_match_scikit_image():
         )
         assert abs(ssim(yb, ya, 4)[i].item() - want) < 1e-4
     assert torch.allclose(studio_y(rgb_to_y(a), quantise=False), rgb_to_studio_y(a), atol=0.6)
+
+
+@pytest.mark.parametrize("frames", [1, 3, 5])
+def test_dense_conv1_is_the_shared_per_frame_conv(frames):
+    """conv1 as one block-diagonal conv (no reshape copy) computes what the per-frame conv does,
+    forward and weight gradient, with the same parameters."""
+    torch.manual_seed(0)
+    m = VSRNet(frames, features=(16, 8), flow_mode="none")
+    x = torch.rand(2, frames, 3, 32, 48)
+    grads = []
+    for dense in (True, False):
+        m.dense_conv1 = dense
+        m.zero_grad()
+        out = m(x)
+        out.square().sum().backward()
+        grads.append((out.detach(), m.conv1[0].weight.grad.clone(), m.conv1[0].bias.grad.clone()))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert grads[0][1].abs().sum() > 0

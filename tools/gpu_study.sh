@@ -38,7 +38,7 @@ train)
         \"iterations\": ${ITERS:-200}, \"val_every\": ${ITERS:-200}, \"checkpoint_every\": ${ITERS:-200},
         \"val_stride\": 16, \"warmup_iters\": 20, \"png_workers\": 10, \"model\": {\"features\": [64, 32]},
         \"log_every\": 20, \"data_time_every\": 10, \"nvvl\": {\"processes\": ${NVVL_PROCS:-0}},
-        \"flownet\": {\"mode\": \"${FLOW:-finetune}\", \"width\": 1.0, \"checkpoint\": ${FLOW_CKPT:-null}}}"
+        \"flownet\": {\"mode\": \"${FLOW:-none}\", \"width\": 1.0, \"checkpoint\": ${FLOW_CKPT:-null}}}"
       python3 -m vsr.train --cfg "$cfg" --data $D/$res --out $D/runs${RUN_TAG:-}/$res/${l}_$p 2>&1 | grep -v "it/s" | tail -3
     done; done
   done

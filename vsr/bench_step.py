@@ -5,7 +5,8 @@
 
 `landed` is the step as it was landed (sigmoid head + batch norm, no cudnn autotuning, NCHW,
 eager); `eager` the same with today's net (residual head, no batch norm); `tuned` adds cudnn
-autotuning + channels_last; `compiled` adds torch.compile. It runs the trainer's own
+autotuning + channels_last; `compiled` adds torch.compile; `compiled_shared` is `compiled` with conv1 in its per-frame form
+(VSRNet.dense_conv1 off: the A/B of that change). It runs the trainer's own
 train_step / optimiser / GradScaler, so what it measures is what training runs.
 """
 
@@ -24,6 +25,8 @@ from vsr.train_config import merged
 
 
 def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):
+    shared = variant.endswith("_shared")
+    variant = variant.removesuffix("_shared")
     landed = variant == "landed"  # the seed-shaped net as landed: sigmoid head, batch norm, eager
     model_cfg = {"features": features, "head": "sigmoid" if landed else "residual", "batch_norm": landed}
     cfg = merged(
@@ -42,6 +45,7 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
     if flow == "frozen":
         model.flownet.requires_grad_(False)
         model.flow_mode = "frozen"
+    model.dense_conv1 = not shared
     if variant not in ("eager", "landed"):
         model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if variant == "compiled" else model
@@ -74,7 +78,7 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
             f.write(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
     flop = step_flop(cfg, device, batch, hw)
     row = {
-        "variant": variant,
+        "variant": variant + ("_shared" if shared else ""),
         "precision": precision,
         "flow": flow,
         "batch": batch,
