@@ -5,9 +5,9 @@
 
 `landed` is the step as it was landed (sigmoid head + batch norm, no cudnn autotuning, NCHW,
 eager); `eager` the same with today's net (residual head, no batch norm); `tuned` adds cudnn
-autotuning + channels_last; `compiled` adds torch.compile; `compiled_shared` is `compiled` with conv1 in its per-frame form
-(VSRNet.dense_conv1 off: the A/B of that change). It runs the trainer's own
-train_step / optimiser / GradScaler, so what it measures is what training runs.
+autotuning + channels_last; `compiled` adds torch.compile; `compiled_shared` is `compiled` with
+conv1 in its per-frame form (VSRNet.dense_conv1 off: the A/B of that change). It runs the
+trainer's own train_step / optimiser / GradScaler, so what it measures is what training runs.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
     if flow == "frozen":
         model.flownet.requires_grad_(False)
         model.flow_mode = "frozen"
-    model.dense_conv1 = not shared
+    model.dense_conv1 = False if shared else None
     if variant not in ("eager", "landed"):
         model = model.to(memory_format=torch.channels_last)
     fwd = torch.compile(model) if variant == "compiled" else model
