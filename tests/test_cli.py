@@ -33,6 +33,8 @@ def test_prepare_splits_like_the_workflow_and_bench_loader_writes_a_row(tmp_path
             "0.15",
             "--jobs",
             "2",
+            "--photo-scale",
+            "1.0",
         ],
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
@@ -80,3 +82,10 @@ def test_prepare_with_an_unreadable_config_is_one_line(tmp_path):
         r.returncode != 0
         and r.stderr.strip() == f"{tmp_path / 'c.yaml'}: scenes.val_every must be an integer >= 2, got 1"
     )
+
+
+def test_prepare_refuses_a_magnifying_photo_scale(tmp_path):
+    args = ["--out", str(tmp_path), "--photo-scale", "2", "--val-every", "3"]
+    r = run([PY, "-m", "vsr.cli", "prepare", *args])
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1] == "--photo-scale: must be in (0, 1] (never magnified), got 2.0"

@@ -14,7 +14,8 @@ B="python3 -m vsr.cli bench-loader --out $OUT/bench.csv --iters ${BENCH_ITERS:-6
 for what in "$@"; do case $what in
 prepare)
   [ -f "$D/.ok" ] || { OMP_NUM_THREADS=1 python3 -m vsr.cli prepare --out "$D" --scenes 8 \
-    --seconds ${SECONDS_PER_SCENE:-5} --render ${RENDER:-2560 1440} --res ${RES:-540p 720p} && touch "$D/.ok"; }
+    --seconds ${SECONDS_PER_SCENE:-5} --render ${RENDER:-2560 1440} --res ${RES:-540p 720p} \
+    --photo-scale ${PHOTO_SCALE:-0.5} && touch "$D/.ok"; }
   du -sb "$D"/*/scenes "$D"/*/frames | tee "$OUT/disk.txt" ;;
 bench)
   python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"

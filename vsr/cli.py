@@ -111,6 +111,12 @@ def _prepare_args(sub) -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--photo-scale",
+        type=float,
+        default=0.5,
+        help="photographs' scale in the render (source.synthetic.photo_scale; config/gpu.yaml: 1.0)",
+    )
+    p.add_argument(
         "--val-every",
         type=int,
         default=None,

@@ -17,16 +17,16 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 
 def _prepare_scene(args):
     from vsr.media.scenes import assign_split
-    from vsr.media.synth import render_frames
+    from vsr.media.synth import render_sequence
     from vsr.media.transcode import RESOLUTIONS, encode_frames, extract_frames
 
-    i, out, res_list, w, h, fps, seconds, seed, val_every, gop = args
+    i, out, res_list, w, h, fps, seconds, seed, val_every, gop, photo_scale = args
     import cv2
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
-    frames = [f for _, f in render_frames(w, h, fps, i + 1, seconds, seed, only=i)]
+    frames = [f for _, f, _, _ in render_sequence(w, h, fps, i + 1, seconds, seed, photo_scale, only=i)]
     split = assign_split(i, val_every)
     for res in res_list:
         rw, rh = RESOLUTIONS[res]
@@ -63,9 +63,12 @@ def prepare(a) -> None:
         f"val split: scenes i with i % {a.val_every} == {a.val_every - 1} (val_every {a.val_every})",
         flush=True,
     )
+    if not 0 < a.photo_scale <= 1:
+        raise SystemExit(f"--photo-scale: must be in (0, 1] (never magnified), got {a.photo_scale}")
     w, h = a.render
     jobs = [
-        (i, str(a.out), a.res, w, h, a.fps, a.seconds, a.seed, a.val_every, a.gop) for i in range(a.scenes)
+        (i, str(a.out), a.res, w, h, a.fps, a.seconds, a.seed, a.val_every, a.gop, a.photo_scale)
+        for i in range(a.scenes)
     ]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.jobs) as ex:
