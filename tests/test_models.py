@@ -142,3 +142,15 @@ def test_dense_conv1_is_the_shared_per_frame_conv(frames):
     for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
     assert grads[0][1].abs().sum() > 0
+
+
+def test_step_flop_counts_useful_convolution_flops():
+    """Per HR pixel, no flow, VSRNet 64/32: forward convs 3*81*64*2 + 25*192*32*2 + 25*32*2,
+    backward = their weight gradients + the input gradients of conv2 and conv3 (not conv1's:
+    its input needs none), whatever form conv1 runs in."""
+    from vsr.step import step_flop
+    from vsr.train_config import merged
+
+    cfg = merged({"model": {"features": [64, 32]}, "flownet": {"mode": "none"}})
+    fwd = 3 * 81 * 64 * 2 + 25 * 192 * 32 * 2 + 25 * 32 * 2
+    assert step_flop(cfg, "cpu", 2, (256, 512)) == 2 * 256 * 512 * (2 * fwd + 25 * 192 * 32 * 2 + 25 * 32 * 2)
