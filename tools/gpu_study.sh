@@ -2,7 +2,8 @@
 # The GPU measurements of docs/benchmarks.md, run on the lent machine (device tool), which has
 # torch but no ffmpeg/snakemake: data is made with PyAV (`vsr prepare`), cells are run with
 # `python -m vsr.train` using config/gpu.yaml's settings, the table with vsr.report.
-#   bash tools/gpu_study.sh prepare step bench train profile    (wheels in .whl/, results in $OUT)
+#   bash tools/gpu_study.sh prepare step bench train profile pack   (wheels in .whl/, results in $OUT)
+# The device tool brings back only a few files per call: end with `pack` (one $OUT/all.tgz).
 set -uo pipefail
 [ -d /tmp/site/PyNvVideoCodec ] || python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -89,4 +90,6 @@ profile)  # where the time of the slowest nvvl cell goes: py-spy samples every t
   /tmp/site/bin/py-spy record --threads --idle --nonblocking -r 200 -f raw -o $OUT/pyspy_nvvl.txt -- \
     python3 -m vsr.train --cfg "$cfg" --data $D/$res --out /tmp/prof_run 2>&1 | grep -v "it/s" | tail -3
   cp /tmp/prof_run/metrics.jsonl $OUT/profile_metrics.jsonl ;;
+pack)  # everything under $OUT as one archive
+  tar czf /tmp/all.tgz -C "$OUT" . && find "$OUT" -type f -delete && mv /tmp/all.tgz "$OUT/" ;;
 esac; done
