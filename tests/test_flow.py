@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from conftest import ROOT, run
@@ -48,3 +49,11 @@ def test_pretrain_rule_writes_a_strict_checkpoint_and_reports_epe(tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert '"checkpoint": "runs/flownet/pretrained.pth.tar"' in dry.stdout
     assert "held-out EPE" in (tmp_path / "logs/pretrain_flownet.log").read_text()
+
+
+def test_pretrain_refuses_a_speed_range_that_is_empty(tmp_path):
+    from vsr.flowtrain import pretrain
+
+    with pytest.raises(ValueError, match=r"need 0 < min_speed < max_speed, got 2.0 and 1.0"):
+        pretrain(0.0625, {"min_speed": 2.0, "max_speed": 1.0}, tmp_path / "c.pt", tmp_path / "m.json")
+    assert not (tmp_path / "c.pt").exists()

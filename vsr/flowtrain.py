@@ -2,10 +2,11 @@
 
 The FlyingChairs recipe (Dosovitskiy et al. 2015) on our own renderer (vsr.media.layers):
 random affine layers of photographs over a moving photograph collage, with exact flow. Speeds
-are log-uniform from 0.05 to `max_speed` LR pixels per frame (mostly sub-pixel to a few pixels,
-as in real video at the study's resolutions), and the pairs go through VSRNet's degradation
-(4x box average, bilinear back up), so the net sees what it sees inside VSRNet. Loss:
-FlowNet's multi-scale EPE (flow2..flow6 against the average-pooled target, weights 0.32/2^s).
+are log-uniform from `min_speed` to `max_speed` LR pixels per frame (0.005-4: mostly sub-pixel,
+as in real video; bigbuckbunny's median is 0.06 LR px/frame, docs/quality.md), and the pairs
+go through VSRNet's degradation (4x box average, bilinear back up), so the net sees what it
+sees inside VSRNet. Loss: FlowNet's multi-scale EPE (flow2..flow6 against the average-pooled
+target, weights 0.32/2^s).
 
 Judged twice: end-point error on held-out rendered pairs, and warp PSNR on real neighbouring
 frames (the study's own val scenes), each beside zero flow and OpenCV DIS.
@@ -32,6 +33,7 @@ DEFAULTS = {
     "batch": 8,
     "size": 256,
     "lr": 1e-4,
+    "min_speed": 0.005,
     "max_speed": 4.0,
     "eval_pairs": 16,
     "workers": 0,
@@ -40,10 +42,10 @@ DEFAULTS = {
 SCALE_WEIGHTS = (0.32, 0.16, 0.08, 0.04, 0.02)  # flow2 .. flow6, as flownet2-pytorch's MultiScale
 
 
-def render_pair(rng, size: int, max_speed: float, photo_scale: float = 0.5):
+def render_pair(rng, size: int, max_speed: float, min_speed: float = 0.005, photo_scale: float = 0.5):
     """One rendered HR pair: (frames float32 [2, 3, size, size] in [0, 1], backward flow of
     frame 0 into frame 1 float32 [2, size, size] in pixels)."""
-    speed = (0.05, max_speed)
+    speed = (min_speed, max_speed)
     scene = make_scene(rng, size, size, 8, photo_scale, speed=speed, bg_speed=speed, layers=(1, 4))
     t = float(rng.integers(0, 6))
     f0, l0, p0 = render(scene, t, size, size)
@@ -56,14 +58,14 @@ def render_pair(rng, size: int, max_speed: float, photo_scale: float = 0.5):
 class PairStream(torch.utils.data.IterableDataset):
     """An endless stream of rendered pairs; each DataLoader worker draws its own seed."""
 
-    def __init__(self, size: int, max_speed: float, seed: int):
-        self.size, self.max_speed, self.seed = size, max_speed, seed
+    def __init__(self, size: int, max_speed: float, min_speed: float, seed: int):
+        self.size, self.max_speed, self.min_speed, self.seed = size, max_speed, min_speed, seed
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         while True:
-            yield render_pair(rng, self.size, self.max_speed)
+            yield render_pair(rng, self.size, self.max_speed, self.min_speed)
 
 
 def multiscale_epe(preds, target: torch.Tensor) -> torch.Tensor:
@@ -163,17 +165,23 @@ def pretrain(width: float, cfg: dict, checkpoint, metrics, val_clips=(), device=
     """Train FlowNet-SD(width) on rendered pairs; write the checkpoint and a metrics JSON
     (held-out EPE and real-pair warp PSNR, each beside zero flow and DIS). Returns the metrics."""
     cfg = {**DEFAULTS, **cfg}
+    if not 0 < cfg["min_speed"] < cfg["max_speed"]:
+        raise ValueError(
+            f"flownet.pretrain: need 0 < min_speed < max_speed, got {cfg['min_speed']} and {cfg['max_speed']}"
+        )
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg["seed"])
     net = FlowNetSD(width).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["iterations"], eta_min=cfg["lr"] / 20)
     held = [
-        render_pair(np.random.default_rng([cfg["seed"], 10**6, i]), cfg["size"], cfg["max_speed"])
+        render_pair(
+            np.random.default_rng([cfg["seed"], 10**6, i]), cfg["size"], cfg["max_speed"], cfg["min_speed"]
+        )
         for i in range(cfg["eval_pairs"])
     ]
     real = real_pairs(val_clips, cfg["size"], cfg["eval_pairs"]) if val_clips else []
-    stream = PairStream(cfg["size"], cfg["max_speed"], cfg["seed"])
+    stream = PairStream(cfg["size"], cfg["max_speed"], cfg["min_speed"], cfg["seed"])
     loader = torch.utils.data.DataLoader(stream, batch_size=cfg["batch"], num_workers=cfg["workers"])
     t0, it = time.time(), 0
     for frames, flow in loader:
