@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PY, run
+from conftest import PY, ROOT, run
 from tiny import make_clip
 
 from vsr.report import aggregate, plot
@@ -103,3 +103,18 @@ def test_sample_has_four_panels(runs, tmp_path):
     lr, bic, _, gt = (p[1].astype(float) for p in s["panels"])
     assert np.abs(bic - gt).mean() < np.abs(lr - gt).mean()  # bicubic beats pixel repetition
     assert 5 < s["psnr"]["VSRNet"] < 60 and 15 < s["psnr"]["bicubic"] < 60
+
+
+def test_table_names_the_commit_from_vsr_commit_when_set(monkeypatch):
+    """On a copy whose git metadata is stale (the lent GPU machine) the caller names the commit."""
+    import subprocess
+
+    from vsr.report import _commit
+
+    monkeypatch.delenv("VSR_COMMIT", raising=False)
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    assert _commit() == (head.stdout.strip() if head.returncode == 0 else "unknown")
+    monkeypatch.setenv("VSR_COMMIT", "abc1234")
+    assert _commit() == "abc1234"

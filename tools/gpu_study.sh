@@ -4,6 +4,7 @@
 # `python -m vsr.train` using config/gpu.yaml's settings, the table with vsr.report.
 #   bash tools/gpu_study.sh prepare step bench train profile pack   (wheels in .whl/, results in $OUT)
 # The device tool brings back only a few files per call: end with `pack` (one $OUT/all.tgz).
+# The copy's git metadata can be stale there: pass VSR_COMMIT=<this checkout's HEAD> for tables.
 set -uo pipefail
 [ -d /tmp/site/PyNvVideoCodec ] || python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -53,6 +54,10 @@ def read_run(metrics_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict
 
 
 def _commit() -> str:
+    """The code's commit: $VSR_COMMIT where a copy's git metadata is not the code's (the lent
+    GPU machine's working-tree copy), else the checkout's HEAD."""
+    if os.environ.get("VSR_COMMIT"):
+        return os.environ["VSR_COMMIT"]
     try:
         return subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parents[1]), "rev-parse", "--short", "HEAD"],
