@@ -134,11 +134,11 @@ def train_threads():
 
 
 def launcher(wildcards, resources):
-    """Arguments after the Python: none for one process, else vsr.launch (torchrun)."""
+    """Arguments after the Python: none for one process, else vsr.train.launch (torchrun)."""
     nproc = nproc_per_node(resources)
     if config["train"]["nodes"] == 1 and nproc <= 1:
         return ""
-    return f"-m vsr.launch --nproc-per-node {nproc}"
+    return f"-m vsr.train.launch --nproc-per-node {nproc}"
 
 
 def srun_prefix(wildcards):

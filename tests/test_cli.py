@@ -1,5 +1,5 @@
 """`vsr prepare` and `vsr bench-loader` through the command line (they moved to vsr.prepare /
-vsr.bench; tools/gpu_study.sh and the docs call them)."""
+vsr.bench.loader; tools/gpu_study.sh and the docs call them)."""
 
 import csv
 import os

@@ -88,7 +88,7 @@ def test_slurm_profile_dry_run_shows_requests(tmp_path):
     (train,) = jobs["train"][:1]
     for want in ("gpu=4", "cpus_per_gpu=8", "mem_mb=64000", "runtime=240"):
         assert want in train, train
-    assert "vsr.launch --nproc-per-node 4" in out
+    assert "vsr.train.launch --nproc-per-node 4" in out
 
 
 def test_multi_node_rule_uses_srun_and_c10d(tmp_path):
@@ -97,7 +97,7 @@ def test_multi_node_rule_uses_srun_and_c10d(tmp_path):
     for want in ("nodes=2", "tasks=2", "tasks_per_gpu=0", "mpi=srun", "gres=gpu:8"):
         assert want in train, train
     assert "gpu=" not in train.replace("tasks_per_gpu", "").replace("cpus_per_gpu", "")
-    assert "srun --ntasks-per-node=1" in out and "vsr.launch --nproc-per-node 8" in out
+    assert "srun --ntasks-per-node=1" in out and "vsr.train.launch --nproc-per-node 8" in out
 
 
 def _free_port() -> int:
@@ -121,7 +121,7 @@ def test_two_nodes_one_process_each_c10d(clipdir, tmp_path):
     cmd = [
         PY,
         "-m",
-        "vsr.launch",
+        "vsr.train.launch",
         "--nproc-per-node",
         "1",
         "-m",

@@ -11,7 +11,7 @@ from conftest import ROOT
 from videos import encode, scene_frames
 
 from vsr.data.index import _cache_file, build_index
-from vsr.media.io import atomic_dir, atomic_path
+from vsr.fs import atomic_dir, atomic_path
 from vsr.media.transcode import extract_frames
 
 

@@ -12,9 +12,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tiny import make_checkpoint, make_clip
 
 from vsr.cli import main
-from vsr.color import yuv420_to_rgb
-from vsr.evaluate import PSNR_COL, SSIM_COL
-from vsr.infer import centred_windows
+from vsr.infer.checkpoint import centred_windows
+from vsr.infer.evaluate import PSNR_COL, SSIM_COL
+from vsr.media.color import yuv420_to_rgb
 from vsr.media.transcode import decoded_planes
 
 

@@ -8,8 +8,8 @@ import torch
 import yaml
 from conftest import ROOT, run
 
-from vsr.flowtrain import multiscale_epe, pair_input, render_pair
 from vsr.models.flownet_sd import FlowNetSD, load_checkpoint
+from vsr.train.pretrain_flow import multiscale_epe, pair_input, render_pair
 
 TINY = ROOT / "tests" / "config" / "tiny.yaml"
 
@@ -52,7 +52,7 @@ def test_pretrain_rule_writes_a_strict_checkpoint_and_reports_epe(tmp_path):
 
 
 def test_pretrain_refuses_a_speed_range_that_is_empty(tmp_path):
-    from vsr.flowtrain import pretrain
+    from vsr.train.pretrain_flow import pretrain
 
     with pytest.raises(ValueError, match=r"need 0 < min_speed < max_speed, got 2.0 and 1.0"):
         pretrain(0.0625, {"min_speed": 2.0, "max_speed": 1.0}, tmp_path / "c.pt", tmp_path / "m.json")

@@ -148,8 +148,8 @@ def test_step_flop_counts_useful_convolution_flops():
     """Per HR pixel, no flow, VSRNet 64/32: forward convs 3*81*64*2 + 25*192*32*2 + 25*32*2,
     backward = their weight gradients + the input gradients of conv2 and conv3 (not conv1's:
     its input needs none), whatever form conv1 runs in."""
-    from vsr.step import step_flop
-    from vsr.train_config import merged
+    from vsr.train.config import merged
+    from vsr.train.step import step_flop
 
     cfg = merged({"model": {"features": [64, 32]}, "flownet": {"mode": "none"}})
     fwd = 3 * 81 * 64 * 2 + 25 * 192 * 32 * 2 + 25 * 32 * 2

@@ -11,8 +11,8 @@ import pytest
 from conftest import PY, ROOT, run
 from tiny import make_clip
 
+from vsr.infer.sample import GAP, HEADER, sample_image
 from vsr.report import aggregate, plot
-from vsr.sample import GAP, HEADER, sample_image
 
 CFG = {
     "loader": "nvvl",

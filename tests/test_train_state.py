@@ -103,8 +103,8 @@ def test_settings_that_cannot_run_are_one_line_at_start(clipdir, tmp_path):
 
 def test_skipped_fp16_steps_do_not_advance_the_schedule():
     """GradScaler skips a step with inf gradients; the lr schedule counts steps taken."""
-    from vsr.optim import make_optimizer
-    from vsr.train_config import merged
+    from vsr.train.config import merged
+    from vsr.train.optim import make_optimizer
 
     cfg = merged({"iterations": 10, "lr_warmup": 4, "flow_freeze_iters": 0})
     p = torch.nn.Parameter(torch.ones(4, 4))
@@ -128,8 +128,8 @@ def test_skipped_fp16_steps_do_not_advance_the_schedule():
 
 def test_flownet_is_never_decayed_and_learns_slower():
     from vsr.models.vsrnet import build_vsrnet
-    from vsr.optim import make_optimizer
-    from vsr.train_config import merged
+    from vsr.train.config import merged
+    from vsr.train.optim import make_optimizer
 
     cfg = merged({"model": {"features": [4, 2]}, "flownet": {"mode": "finetune", "width": 0.0625}})
     model = build_vsrnet(cfg)
@@ -156,7 +156,7 @@ def test_a_diverged_ddp_run_stops_on_every_rank_with_one_line(clipdir, tmp_path)
         timeout=300,
     )
     assert r.returncode != 0
-    assert r.stderr.count("[vsr.train] loss is nan at iteration") == 2, r.stderr[-3000:]  # both ranks
+    assert r.stderr.count("[vsr.train] error: loss is nan at iteration") == 2, r.stderr[-3000:]  # both ranks
     assert not (tmp_path / "o" / "metrics.jsonl").exists()
 
 

@@ -6,10 +6,10 @@ import torch
 from conftest import PY, run
 from tiny import identity_checkpoint, make_clip
 
-from vsr.infer import read_frames, upsample, with_luma
+from vsr.infer.checkpoint import read_frames, upsample, with_luma
+from vsr.infer.upscale import rgb_to_yuv420
 from vsr.media.io import probe
 from vsr.models.vsrnet import rgb_to_y
-from vsr.upscale import rgb_to_yuv420
 
 
 def psnr(a, b):
@@ -61,7 +61,7 @@ def test_upscale_near_identity_model_gives_bicubic_like_frames_and_keeps_audio(t
 
 
 def test_upscale_reencodes_audio_mp4_cannot_hold_and_runs_without_audio(tmp_path, ident):
-    from vsr.upscale import upscale
+    from vsr.infer.upscale import upscale
 
     make_clip(tmp_path / "pcm.mov", 64, 64, frames=3, audio="pcm_s16le")
     s = upscale(tmp_path / "pcm.mov", tmp_path / "pcm_up.mp4", ident, "cpu", preset="veryfast")
@@ -92,7 +92,7 @@ def test_bad_checkpoint_or_input_is_one_line_and_writes_nothing(tmp_path, ident)
 
 
 def test_rgb_to_yuv420_inverts_the_project_conversion():
-    from vsr.color import yuv420_to_rgb
+    from vsr.media.color import yuv420_to_rgb
 
     g = torch.Generator().manual_seed(0)
     # 8-bit RGB, constant over each 2x2 block (what 4:2:0 can hold exactly)

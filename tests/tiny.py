@@ -1,5 +1,5 @@
 """Tiny real inputs for the model-use tests: a PyAV-encoded clip (optionally with AAC audio)
-and VSRNet checkpoints in vsr.train's final.pt format."""
+and VSRNet checkpoints in vsr.train.loop's final.pt format."""
 
 from fractions import Fraction
 from pathlib import Path

@@ -46,8 +46,8 @@ train)
     done; done
   done
   python3 -m vsr.report --runs "$D/runs${RUN_TAG:-}" --data "$D" --png-workers 10 --out "$OUT" && cat "$OUT/table.md" ;;
-step)  # the training step alone on random input (vsr.bench_step), profile tables of eager vs compiled
-  python3 -m vsr.bench_step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
+step)  # the training step alone on random input (vsr.bench.step), profile tables of eager vs compiled
+  python3 -m vsr.bench.step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
     --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>$OUT/step.err ;;
 sessions)  # decode sessions: threads in the trainer vs worker processes, and the NVDEC ceiling
   for pr in ${PROCS:-0 7 14 28}; do $B --loader nvvl --backend nvdec --processes $pr --data $D/540p --batch 7 --dtype fp16 --iters 150; done
@@ -76,7 +76,7 @@ ablation)  # issue 12 on 4 GPUs at once: FlowNet pretrained on GPU 0 while flow 
     cp $A/$2/metrics.jsonl $OUT/metrics_$2.jsonl; tail -2 $OUT/train_$2.log; tail -6 $OUT/evaluate_$2.txt
   }
   qrun 1 none none null & qrun 2 finetune_small_init finetune null &
-  CUDA_VISIBLE_DEVICES=0 python3 -c "import glob, json, sys; from vsr.flowtrain import pretrain
+  CUDA_VISIBLE_DEVICES=0 python3 -c "import glob, json, sys; from vsr.train.pretrain_flow import pretrain
 cfg = json.loads(sys.argv[1]); clips = sorted(glob.glob('$D/540p/scenes/val/*.mp4')) + ['.assets/bigbuckbunny.mp4']
 pretrain(1.0, cfg, '$ck', '$OUT/pretrain_metrics.json', val_clips=clips, device='cuda')" \
     "{\"iterations\": ${PITERS:-5000}, \"batch\": 16, \"workers\": ${PWORKERS:-32}, \"eval_pairs\": 64}" \

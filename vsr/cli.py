@@ -1,7 +1,7 @@
 """`vsr` command line: parses arguments and dispatches to plain modules.
 
-bench-loader / nvdec-ceiling: vsr.bench; prepare: vsr.prepare; evaluate: vsr.evaluate;
-upscale: vsr.upscale.
+bench-loader / nvdec-ceiling: vsr.bench.loader; prepare: vsr.prepare; evaluate: vsr.infer.evaluate;
+upscale: vsr.infer.upscale.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ import os
 import sys
 from pathlib import Path
 
-DTYPES = ("fp32", "fp16", "bf16")
+from vsr.errors import VsrError
+
+PRECISIONS = ("fp32", "fp16", "bf16")  # the keys of vsr.train.step.DTYPES (torch is imported late)
 
 
 def _bench_loader(a):
-    from vsr.bench import bench_loader
+    from vsr.bench.loader import bench_loader
 
     bench_loader(a)
 
 
 def _nvdec_ceiling(a):
-    from vsr.bench import nvdec_ceiling
+    from vsr.bench.loader import nvdec_ceiling
 
     nvdec_ceiling(a)
 
@@ -30,17 +32,6 @@ def _prepare(a):
     from vsr.prepare import prepare
 
     prepare(a)
-
-
-def _one_line_errors(cmd: str, run, a) -> None:
-    """Run `run(a)`; a bad checkpoint or video ends the command with its one-line message."""
-    from vsr.infer import CheckpointError
-    from vsr.media.io import MediaError
-
-    try:
-        run(a)
-    except (CheckpointError, MediaError) as e:
-        raise SystemExit(f"vsr {cmd}: {e}") from None
 
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
@@ -59,15 +50,15 @@ def _split_checkpoints(a, parser) -> None:
 
 
 def _evaluate(a):
-    from vsr.evaluate import main
+    from vsr.infer.evaluate import main
 
-    _one_line_errors("evaluate", main, a)
+    main(a)
 
 
 def _upscale(a):
-    from vsr.upscale import main
+    from vsr.infer.upscale import main
 
-    _one_line_errors("upscale", main, a)
+    main(a)
 
 
 def _bench_args(sub) -> None:
@@ -79,7 +70,7 @@ def _bench_args(sub) -> None:
     b.add_argument("--batch", type=int, default=7)
     b.add_argument("--frames", type=int, default=3)
     b.add_argument("--crop", type=int, nargs=2, default=None)
-    b.add_argument("--dtype", choices=DTYPES, default="fp16")
+    b.add_argument("--dtype", choices=PRECISIONS, default="fp16")
     b.add_argument("--iters", type=int, default=100)
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--workers", type=int, default=10, help="png DataLoader workers")
@@ -136,7 +127,7 @@ def _model_args(sub) -> None:
         "--checkpoint",
         nargs="+",
         required=True,
-        help="final.pt file(s) of vsr.train; the first argument after them not ending in "
+        help="final.pt file(s) of vsr.train.loop; the first argument after them not ending in "
         ".pt/.pth starts the videos (or separate them with --)",
     )
     e.add_argument("videos", nargs="*", type=Path, help="HR clips (degraded by 4x4 box average)")
@@ -165,7 +156,10 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.cmd == "evaluate":
         _split_checkpoints(a, ap)
-    a.func(a)
+    try:
+        a.func(a)
+    except VsrError as e:  # bad input or a failed run: one console line, no traceback
+        raise SystemExit(f"vsr {a.cmd}: {' '.join(str(e).split())}") from None
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from vsr.media.io import atomic_path  # noqa: E402
-from vsr.media.transcode import dir_size_bytes  # noqa: E402
+from vsr.fs import (
+    atomic_path,  # noqa: E402
+    dir_size_bytes,  # noqa: E402
+)
 
 SMOKE_ITERS = 100  # runs shorter than this are smoke runs: every stage ran, no study numbers
 

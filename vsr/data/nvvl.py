@@ -4,7 +4,7 @@ Shaped like NVIDIA's NVVL (`VideoDataset(filenames, sequence_length, ...)` and a
 `VideoLoader(dataset, batch_size, ...)` that yields batches on the device), built on today's
 libraries: backend `nvdec` (PyNvVideoCodec, frames stay on the GPU) or `cpu` (PyAV, threaded,
 pinned memory, non-blocking copies). Both decode 4:2:0 planes and convert them with the one
-colour conversion of `vsr.color`, so they return the PNG loader's pixels.
+colour conversion of `vsr.media.color`, so they return the PNG loader's pixels.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from contextlib import nullcontext
 
 import torch
 
-from vsr.color import matrix_from_tags, yuv420_to_rgb
+from vsr.media.color import matrix_from_tags, yuv420_to_rgb
 from vsr.data import nvdec
 from vsr.data.index import build_index
 from vsr.data.procs import DecodePool

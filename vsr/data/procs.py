@@ -6,7 +6,7 @@ GPU for nvdec, in shared host memory for cpu) and hands it to `processes` spawne
 one long-lived decoder and, per task (slot, b, file, first frame), decodes the window and copies each
 frame's 4:2:0 planes whole into the slot (nvdec: NV12 surface, one contiguous device copy; cpu:
 I420 planes) and reports it done. The trainer crops and converts a whole batch on its own stream
-(vsr.color). Workers run no training code and share no GIL with the trainer.
+(vsr.media.color). Workers run no training code and share no GIL with the trainer.
 """
 
 from __future__ import annotations

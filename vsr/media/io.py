@@ -1,24 +1,19 @@
-"""Shared media helpers: the ffmpeg binary, probing with PyAV, atomic outputs, one-line errors."""
+"""Media helpers: the ffmpeg binary, probing and checking videos with PyAV, linking a source."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 
 import av
 import numpy as np
 
-
-class MediaError(RuntimeError):
-    """A bad input file: the message is one line that names the file and the problem."""
+from vsr.errors import MediaError
 
 
 def ffmpeg_exe() -> str:
@@ -142,48 +137,6 @@ def run_ffmpeg(stream, what: str) -> None:
         raise MediaError(f"{what} failed (ffmpeg: {' | '.join(lines[:3]) or 'no message'})") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path beside `final`; rename it onto `final` only on success.
-    The result has the user's umask permissions (mkstemp alone would leave it 0600)."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix, dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        if tmp.exists():
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike):
-    """Yield a temporary directory beside `final`; it replaces `final` only on success
-    (with the user's umask permissions, not mkdtemp's 0700)."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
 def link_source(src: str | os.PathLike, out: str | os.PathLike) -> None:
     """Use a local video as the source: checked readable to its end, then symlinked (atomically)."""
     check_video(src)
@@ -192,19 +145,3 @@ def link_source(src: str | os.PathLike, out: str | os.PathLike) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(Path(src).resolve())
     os.replace(tmp, out)
-
-
-def script_main(snakemake, fn, *args, **kwargs):
-    """Run one Snakemake script step: everything goes to the rule's log; on failure the
-    traceback stays in the log and the one-line cause is the last word on the console."""
-    console = sys.stderr
-    log = open(snakemake.log[0], "w") if snakemake.log else console
-    sys.stderr = log
-    try:
-        return fn(*args, **kwargs)
-    except Exception as e:
-        traceback.print_exc(file=log)
-        log.flush()
-        msg = str(e) if isinstance(e, MediaError) else f"{type(e).__name__}: {e}"
-        print(f"rule {snakemake.rule}: {' '.join(msg.split())}", file=console, flush=True)
-        sys.exit(1)

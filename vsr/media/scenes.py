@@ -8,7 +8,8 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from vsr.media.io import MediaError, atomic_dir, atomic_path, named, passthrough_timing, probe, run_ffmpeg
+from vsr.fs import atomic_dir, atomic_path
+from vsr.media.io import MediaError, named, passthrough_timing, probe, run_ffmpeg
 
 
 def detect_cuts(path: str | os.PathLike, threshold: float, min_scene_len: int) -> tuple[list[int], dict]:

@@ -1,6 +1,6 @@
 """A deterministic synthetic source video with detail and motion, and its true optical flow.
 
-Each scene is a FlyingChairs-like composite (vsr.media.layers): a collage of bundled
+Each scene is a FlyingChairs-like composite (vsr.media.render): a collage of bundled
 photographs (shrunk to `photo_scale` of native size, never magnified) moving as a whole, and
 3-6 textured cut-outs with their own affine motion; speeds 0.5-4 LR pixels per frame (LR =
 the 540p version / 4) in random directions; hard cuts between scenes.
@@ -24,8 +24,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from vsr.media.io import atomic_path
-from vsr.media.layers import make_scene, pair_flow, render
+from vsr.fs import atomic_path
+from vsr.media.render import make_scene, pair_flow, render
 
 REF_HEIGHT = 540  # speeds are given in LR pixels of this resolution (scale 4)
 MAX_LAYERS = 7  # background + at most 6 cut-outs

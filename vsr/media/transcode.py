@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vsr.color import matrix_from_tags, yuv420_to_rgb
-from vsr.media.io import MediaError, atomic_dir, atomic_path, named, open_video, probe, run_ffmpeg
+from vsr.fs import atomic_dir, atomic_path
+from vsr.media.color import matrix_from_tags, yuv420_to_rgb
+from vsr.media.io import MediaError, named, open_video, probe, run_ffmpeg
 
 RESOLUTIONS = {"4K": (3840, 2160), "1080p": (1920, 1080), "720p": (1280, 720), "540p": (960, 540)}
 
@@ -112,17 +113,6 @@ def extract_frames(src, out_dir, compression: int = 3) -> int:
         if n == 0:
             raise MediaError(f"{src}: no decodable frames")
     return n
-
-
-def dir_size_bytes(paths) -> int:
-    total = 0
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-        elif p.exists():
-            total += p.stat().st_size
-    return total
 
 
 def encode_frames(frames, out, fps: int, keyframe_interval=4, crf=18, preset="veryfast", bframes=0) -> int:

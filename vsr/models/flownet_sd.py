@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vsr.errors import CheckpointError
+
 DIV_FLOW = 20.0  # the network predicts flow / 20
 
 
@@ -96,10 +98,6 @@ class FlowNetSD(nn.Module):
         with torch.no_grad():
             self.predict_flow2.weight.mul_(scale)
             self.predict_flow2.bias.zero_()
-
-
-class CheckpointError(RuntimeError):
-    pass
 
 
 def load_checkpoint(net: FlowNetSD, path: str | os.PathLike) -> None:

@@ -4,8 +4,8 @@ sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
 import torch
 
-from vsr.flowtrain import pretrain, val_clips
-from vsr.media.io import script_main
+from vsr.runner import script_main
+from vsr.train.pretrain_flow import pretrain, val_clips
 
 s = snakemake  # noqa: F821
 torch.set_num_threads(s.threads)

@@ -22,9 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-class RunError(SystemExit):
-    """Stops the run with a one-line message."""
+from vsr.errors import RunError
 
 
 class RunLock:
@@ -41,7 +39,7 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
             raise RunError(
-                f"[vsr.train] {self.path.parent}: another trainer (pid {owner}) is writing this run; "
+                f"{self.path.parent}: another trainer (pid {owner}) is writing this run; "
                 "stop it (or wait for it) before starting again"
             ) from None
         os.ftruncate(self.fd, 0)
@@ -86,10 +84,7 @@ def load_state(out: Path, device, log) -> tuple[dict | None, Path | None]:
             log(f"[vsr.train] warning: {errors[0]}: continuing from the previous checkpoint {p}")
         return st, p
     if errors:
-        raise RunError(
-            f"[vsr.train] error: {'; '.join(errors)}. Delete {out} (or the files named) to start "
-            "this run over"
-        )
+        raise RunError(f"{'; '.join(errors)}. Delete {out} (or the files named) to start this run over")
     return None, None
 
 

@@ -1,6 +1,6 @@
 """The training step alone, on random input: ms/step, images/s, TFLOP/s per variant.
 
-    python -m vsr.bench_step --variants eager,tuned,compiled --precisions fp16,bf16,fp32 \
+    python -m vsr.bench.step --variants eager,tuned,compiled --precisions fp16,bf16,fp32 \
         --flow finetune,frozen,none --out step.csv [--profile prof.txt]
 
 `landed` is the step as it was landed (sigmoid head + batch norm, no cudnn autotuning, NCHW,
@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 
 from vsr.models.vsrnet import build_vsrnet
-from vsr.optim import make_optimizer
-from vsr.step import autocast_for, step_flop, train_step
-from vsr.train_config import merged
+from vsr.train.config import merged
+from vsr.train.optim import make_optimizer
+from vsr.train.step import autocast_for, step_flop, train_step
 
 
 def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):

@@ -1,7 +1,7 @@
 """`vsr upscale IN OUT --checkpoint final.pt`: every frame x4 with a trained VSRNet.
 
 Luma is the model's (from the LR input's bilinear x4 upsample, as in training), chroma is
-bicubic x4; frames are decoded with PyAV (or NVDEC) and converted by vsr.color, and encoded
+bicubic x4; frames are decoded with PyAV (or NVDEC) and converted by vsr.media.color, and encoded
 back with the exact inverse of that conversion (the input's matrix and range, tagged so),
 H.264 yuv420p via PyAV. The audio stream is copied (re-encoded to AAC where MP4 cannot hold
 it). Timestamps are the input's.
@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vsr.color import MATRICES
-from vsr.infer import centred_windows, load_model, predict_y, read_frames, upsample, with_luma
-from vsr.media.io import MediaError, atomic_path, open_video
+from vsr.fs import atomic_path
+from vsr.infer.checkpoint import centred_windows, load_model, predict_y, read_frames, upsample, with_luma
+from vsr.media.color import MATRICES
+from vsr.media.io import MediaError, open_video
 from vsr.models.vsrnet import SCALE
 
-# FFmpeg AVColorSpace code written for each matrix (the inverse of vsr.color's reading)
+# FFmpeg AVColorSpace code written for each matrix (the inverse of vsr.media.color's reading)
 _SPC = {"bt601": 6, "bt709": 1, "bt2020": 9}
 # audio codecs an .mp4 can hold as they are
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
@@ -30,7 +31,7 @@ MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 
 def rgb_to_yuv420(rgb: torch.Tensor, matrix: str = "bt601", full_range: bool = False):
     """RGB [3, H, W] in [0, 1] -> uint8 planes y [H, W], u/v [H/2, W/2]: the inverse of
-    vsr.color.yuv420_to_rgb (chroma averaged over the 2x2 block that conversion replicates)."""
+    vsr.media.color.yuv420_to_rgb (chroma averaged over the 2x2 block that conversion replicates)."""
     kr, kb = MATRICES[matrix]
     r, g, b = (rgb.float().clamp(0, 1) * 255.0).unbind(0)
     y = kr * r + (1.0 - kr - kb) * g + kb * b
@@ -51,9 +52,9 @@ def upscale_frame(model, window: list[torch.Tensor]) -> torch.Tensor:
 
 def _nvdec_frames(path, device):
     """NVDEC decode (vsr.data.nvdec, one session) of every frame: (RGB, pts), info."""
-    from vsr.color import matrix_from_tags, yuv420_to_rgb
     from vsr.data import nvdec
     from vsr.data.index import build_index
+    from vsr.media.color import matrix_from_tags, yuv420_to_rgb
 
     if not nvdec.available() or torch.device(device).type != "cuda":
         raise MediaError(f"{path}: --decode nvdec needs PyNvVideoCodec and a CUDA --device")

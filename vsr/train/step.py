@@ -17,13 +17,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from vsr.errors import NonFiniteLoss
 from vsr.models.vsrnet import sr_step
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-class NonFiniteLoss(SystemExit):
-    pass
 
 
 def autocast_for(cfg, device):
@@ -110,7 +107,7 @@ class Meter:
             rec.update(zip(self.COLS, row))
             if not math.isfinite(row[0]):
                 raise NonFiniteLoss(
-                    f"[vsr.train] loss is {row[0]} at iteration {rec['iter']} ({self.precision}): stopping"
+                    f"loss is {row[0]} at iteration {rec['iter']} ({self.precision}): stopping"
                 )
         self.emit(recs)
 

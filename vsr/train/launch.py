@@ -2,7 +2,7 @@
 a laptop, N GPUs of one node (standalone) and several nodes (c10d rendezvous on the first node
 of the SLURM allocation, or VSR_RDZV_ENDPOINT / VSR_NNODES set by hand).
 
-    python -m vsr.launch --nproc-per-node 8 -m vsr.train --cfg ... --data ... --out ...
+    python -m vsr.train.launch --nproc-per-node 8 -m vsr.train --cfg ... --data ... --out ...
 """
 
 from __future__ import annotations

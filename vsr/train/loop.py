@@ -20,17 +20,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vsr import run_state as rs
-from vsr.media.io import MediaError
-from vsr.models.flownet_sd import CheckpointError
-from vsr.optim import load_optimizer_state, make_optimizer, optimizer_state
-from vsr.step import Meter, autocast_for, step_flop, sync, train_step
-from vsr.sysmon import SysMon
-from vsr.train_config import ConfigError, merged
-from vsr.train_setup import build_model, make_loader, resume_point, setup_dist, take_lock
-from vsr.validate import validate
-
-TrainError = rs.RunError
+from vsr.errors import ConfigError, VsrError
+from vsr.train import state as rs
+from vsr.train.config import merged
+from vsr.train.optim import load_optimizer_state, make_optimizer, optimizer_state
+from vsr.train.setup import build_model, make_loader, resume_point, setup_dist, take_lock
+from vsr.train.step import Meter, autocast_for, step_flop, sync, train_step
+from vsr.train.sysmon import SysMon
+from vsr.train.validate import validate
 
 
 def run(cfg: dict, data: Path, out: Path) -> dict:
@@ -271,20 +268,26 @@ def device_name(device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
+def _read_cfg(arg: str) -> dict:
+    """--cfg JSON or @file.json."""
+    try:
+        text = Path(arg[1:]).read_text() if arg.startswith("@") else arg
+        return json.loads(text)
+    except OSError as e:
+        raise ConfigError(f"--cfg {arg}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--cfg: not valid JSON ({e})") from None
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cfg", required=True, help="JSON object of training settings (or @file)")
     ap.add_argument("--data", required=True, type=Path, help="data/{res} folder")
     ap.add_argument("--out", required=True, type=Path, help="runs/{res}/{loader}_{precision}")
     a = ap.parse_args(argv)
-    text = Path(a.cfg[1:]).read_text() if a.cfg.startswith("@") else a.cfg
     try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TrainError(f"[vsr.train] error: --cfg: not valid JSON ({e})") from None
-    try:
-        run(cfg, a.data, a.out)
-    except (MediaError, CheckpointError, ConfigError, ValueError) as e:  # bad input: one line, no traceback
+        run(_read_cfg(a.cfg), a.data, a.out)
+    except (VsrError, ValueError) as e:  # bad input or a run that cannot go on: one line, no traceback
         sys.exit(f"[vsr.train] error: {e}")
 
 

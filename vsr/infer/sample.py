@@ -3,7 +3,7 @@
 The HR frame is degraded the study's way (4x4 box average); the model sees its window's LR
 frames bilinearly upsampled (as in training) and gives the luma, bicubic gives the chroma
 (as `vsr upscale` does). A crop with the most detail is shown at native pixels, the LR input
-enlarged by pixel repetition; the labels carry each panel's Y-PSNR (vsr.evaluate's protocol).
+enlarged by pixel repetition; the labels carry each panel's Y-PSNR (vsr.infer.evaluate's protocol).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vsr.infer import centred_windows, load_model, predict_y, read_frames, with_luma
-from vsr.media.io import MediaError, atomic_path, probe
+from vsr.fs import atomic_path
+from vsr.infer.checkpoint import centred_windows, load_model, predict_y, read_frames, with_luma
+from vsr.media.io import MediaError, probe
 from vsr.metrics import bicubic_upscale, psnr, rgb_to_studio_y
 from vsr.models.vsrnet import SCALE, degrade
 

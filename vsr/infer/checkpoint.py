@@ -1,7 +1,7 @@
 """Using a trained VSRNet: load a checkpoint, decode a video, centred windows, predict luma.
 
 Shared by `vsr evaluate`, `vsr upscale` and the report's side-by-side sample. The model sees
-what it saw in training (vsr.train / sr_step): RGB frames in [0, 1] bilinearly upsampled x4
+what it saw in training (vsr.train.loop / sr_step): RGB frames in [0, 1] bilinearly upsampled x4
 from the LR frames; it predicts the centre frame's BT.601 (full-range) luma.
 """
 
@@ -18,14 +18,11 @@ import av
 import torch
 import torch.nn.functional as F
 
-from vsr.color import matrix_from_tags, yuv420_to_rgb
+from vsr.errors import CheckpointError
+from vsr.media.color import matrix_from_tags, yuv420_to_rgb
 from vsr.media.io import MediaError, open_video
 from vsr.media.transcode import decoded_planes
 from vsr.models.vsrnet import SCALE, VSRNet, build_vsrnet, rgb_to_y
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: the message is one line naming the file."""
 
 
 def _load_dict(path: Path) -> dict:
@@ -87,7 +84,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VS
 
 
 def read_frames(path: str | Path, device="cpu") -> tuple[Iterator[tuple[torch.Tensor, int | None]], dict]:
-    """Decode every frame of `path` with PyAV and vsr.color: (iterator of (RGB float [3, H, W]
+    """Decode every frame of `path` with PyAV and vsr.media.color: (iterator of (RGB float [3, H, W]
     in [0, 1] on `device`, pts), info with width, height, fps, frames (container's count, may
     be 0), time_base, matrix, full_range)."""
     c = open_video(path)

@@ -1,6 +1,6 @@
 """FlowNet-SD without downloaded weights: supervised pretraining on rendered pairs.
 
-The FlyingChairs recipe (Dosovitskiy et al. 2015) on our own renderer (vsr.media.layers):
+The FlyingChairs recipe (Dosovitskiy et al. 2015) on our own renderer (vsr.media.render):
 random affine layers of photographs over a moving photograph collage, with exact flow. Speeds
 are log-uniform from `min_speed` to `max_speed` LR pixels per frame (0.005-4: mostly sub-pixel,
 as in real video; bigbuckbunny's median is 0.06 LR px/frame, docs/quality.md), and the pairs
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vsr.media.io import atomic_path
-from vsr.media.layers import make_scene, pair_flow, render
+from vsr.fs import atomic_path
+from vsr.media.render import make_scene, pair_flow, render
 from vsr.models.flownet_sd import DIV_FLOW, FlowNetSD
 from vsr.models.vsrnet import degrade, dis_flow, rgb_to_y
 from vsr.models.warp import warp

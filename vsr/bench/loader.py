@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vsr.sysmon import SysMon
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from vsr.train.step import DTYPES
+from vsr.train.sysmon import SysMon
 
 
 def _files(data: Path, loader: str, split: str) -> list[Path]:
-    from vsr.train_setup import list_inputs
+    from vsr.train.setup import list_inputs
 
     return list_inputs(data, loader, split)
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA = Path(__file__).parent / "schema" / "config.schema.yaml"
+from vsr.errors import ConfigError
+
+SCHEMA = Path(__file__).parents[1] / "schema" / "config.schema.yaml"
 
 DEFAULTS = {
     "loader": "nvvl",
@@ -66,10 +68,6 @@ EXTENSIBLE = {
 }
 # Workflow-only keys a cell's settings carry along (they steer Snakemake, not the trainer).
 WORKFLOW_ONLY = {"cpu_processes", "nodes", "threads"}
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @cache

@@ -9,15 +9,14 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from vsr import run_state as rs
 from vsr.data.nvvl import VideoDataset, VideoLoader
 from vsr.data.png import PngLoader, PngSequenceDataset
 from vsr.data.sampler import WindowSampler
+from vsr.errors import RunError
 from vsr.models.vsrnet import build_vsrnet
-from vsr.step import DTYPES
-from vsr.train_config import changed_settings
-
-TrainError = rs.RunError
+from vsr.train import state as rs
+from vsr.train.config import changed_settings
+from vsr.train.step import DTYPES
 
 
 def setup_dist(cfg):
@@ -25,7 +24,7 @@ def setup_dist(cfg):
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if cfg["gpus"] > 0 and not torch.cuda.is_available():
-        raise TrainError(f"[vsr.train] error: train.gpus={cfg['gpus']} but no CUDA device is visible")
+        raise RunError(f"train.gpus={cfg['gpus']} but no CUDA device is visible")
     device = torch.device(f"cuda:{local}") if cfg["gpus"] > 0 else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -50,7 +49,7 @@ def list_inputs(data: Path, loader: str, split: str) -> list[Path]:
         )
     if not files:
         kind = "scene .mp4 files" if loader == "nvvl" else "frame folders"
-        raise TrainError(f"[vsr.train] error: {data}: no {split} {kind} for the {loader} loader")
+        raise RunError(f"{data}: no {split} {kind} for the {loader} loader")
     return files
 
 
@@ -74,15 +73,13 @@ def make_loader(cfg, data: Path, split: str, rank, world, device, train: bool):
         ds = PngSequenceDataset(files, cfg["frames"])
     H, W = ds.frame_hw
     if crop and (crop[0] > H or crop[1] > W):
-        raise TrainError(
-            f"[vsr.train] error: crop {crop[0]}x{crop[1]} is larger than the frames ({H}x{W}) of {data}"
-        )
+        raise RunError(f"crop {crop[0]}x{crop[1]} is larger than the frames ({H}x{W}) of {data}")
     sampler = WindowSampler(
         ds.lengths, cfg["frames"], ds.frame_hw, crop, train, cfg["seed"], rank, world, stride
     )
     if train and len(sampler) < cfg["batch"]:
-        raise TrainError(
-            f"[vsr.train] error: batch {cfg['batch']} is larger than the {len(sampler)} training windows "
+        raise RunError(
+            f"batch {cfg['batch']} is larger than the {len(sampler)} training windows "
             f"per rank ({len(sampler.windows)} windows of {cfg['frames']} frames over {world} rank(s)): "
             "lower the batch or add data"
         )
@@ -155,10 +152,10 @@ def take_lock(out: Path, rank, world) -> rs.RunLock | None:
         lock = rs.RunLock(out)
         try:
             lock.acquire()
-        except rs.RunError as e:
+        except RunError as e:
             err = [str(e)]
     if world > 1:
         dist.broadcast_object_list(err, src=0)
     if err[0]:
-        raise TrainError(err[0])
+        raise RunError(err[0])
     return lock

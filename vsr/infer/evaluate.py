@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vsr.infer import centred_windows, load_model, predict_y, read_frames
-from vsr.media.io import atomic_path, open_video
+from vsr.fs import atomic_path
+from vsr.infer.checkpoint import centred_windows, load_model, predict_y, read_frames
+from vsr.media.io import open_video
 from vsr.metrics import bicubic_upscale, psnr, rgb_to_studio_y, ssim, studio_y
 from vsr.models.vsrnet import SCALE, degrade
 

@@ -1,0 +1,24 @@
+"""The workflow scripts' edge: run one Snakemake script step with its log and a one-line error."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from vsr.errors import VsrError
+
+
+def script_main(snakemake, fn, *args, **kwargs):
+    """Run one Snakemake script step: everything goes to the rule's log; on failure the
+    traceback stays in the log and the one-line cause is the last word on the console."""
+    console = sys.stderr
+    log = open(snakemake.log[0], "w") if snakemake.log else console
+    sys.stderr = log
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:
+        traceback.print_exc(file=log)
+        log.flush()
+        msg = str(e) if isinstance(e, VsrError) else f"{type(e).__name__}: {e}"
+        print(f"rule {snakemake.rule}: {' '.join(msg.split())}", file=console, flush=True)
+        sys.exit(1)
