@@ -26,7 +26,9 @@ from vsr.train.step import autocast_for, step_flop, train_step
 
 def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):
     shared = variant.endswith("_shared")
-    variant = variant.removesuffix("_shared")
+    pad = int(variant.rsplit("_pad", 1)[1]) if "_pad" in variant else 0
+    full_name = variant
+    variant = variant.removesuffix("_shared").split("_pad")[0]
     landed = variant == "landed"  # the seed-shaped net as landed: sigmoid head, batch norm, eager
     model_cfg = {"features": features, "head": "sigmoid" if landed else "residual", "batch_norm": landed}
     cfg = merged(
@@ -46,9 +48,11 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
         model.flownet.requires_grad_(False)
         model.flow_mode = "frozen"
     model.dense_conv1 = False if shared else None
+    model.conv1_pad = pad
     if variant not in ("eager", "landed"):
         model = model.to(memory_format=torch.channels_last)
-    fwd = torch.compile(model) if variant == "compiled" else model
+    modes = {"compiled": "default", "graphs": "reduce-overhead", "autotune": "max-autotune-no-cudagraphs"}
+    fwd = torch.compile(model, mode=modes[variant]) if variant in modes else model
     opt, sched = make_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     ac = autocast_for(cfg, device)
@@ -78,7 +82,7 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
             f.write(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
     flop = step_flop(cfg, device, batch, hw)
     row = {
-        "variant": variant + ("_shared" if shared else ""),
+        "variant": full_name,
         "precision": precision,
         "flow": flow,
         "batch": batch,
