@@ -85,17 +85,19 @@ class VideoDataset:
     def lengths(self) -> list[int]:
         return [ix.frames for ix in self.indexes]
 
-    def start(self, windows, crop):
-        """Start decoding `windows` (the decoders work in the background); pass the result to
-        `finish`."""
-        return self.backend.start_batch(windows, self.indexes, self.n, crop)
+    def start(self, windows, crop, spans=None):
+        """Start decoding `windows` (the decoders work in the background; `spans`: each
+        window's run, see WindowSampler.run_span); pass the result to `finish`."""
+        spans = spans or [(w.start, w.start) for w in windows]
+        return self.backend.start_batch(windows, self.indexes, self.n, crop, spans)
 
     def finish(self, pending, dtype=torch.float32) -> torch.Tensor:
         """Wait for a started batch and convert it: [B, N, 3, h, w] of `dtype` in [0, 1] on the
         device."""
-        (y, u, v), futures = pending
-        for f in futures:
-            f.result()
+        y, u, v = self.backend.finish_batch(pending)
+        return self.convert(y, u, v, dtype)
+
+    def convert(self, y, u, v, dtype) -> torch.Tensor:
         if y.device != self.device:
             y, u, v = (t.to(self.device, non_blocking=True) for t in (y, u, v))
         return yuv420_to_rgb(y, u, v, self.matrix, self.full_range, out_dtype=dtype)
@@ -151,7 +153,7 @@ class VideoLoader:
             for b in batches:
                 if stop.is_set():
                     return
-                pending.append(self.dataset.start(b, crop))
+                pending.append(self.dataset.start(b, crop, [self.sampler.run_span(w) for w in b]))
                 if len(pending) > self.prefetch:
                     finish()
             while pending and not stop.is_set():
@@ -166,7 +168,15 @@ class VideoLoader:
             for b in batches:
                 yield self.dataset.load(b, self.sampler.crop, self.dtype)
             return
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, GIL_SWITCH_S))
+        try:
+            yield from self._iter_threads(batches)
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _iter_threads(self, batches):
+        """Batches from a producer thread that keeps `prefetch` of them ahead."""
         q: queue.Queue = queue.Queue(self.prefetch)
         stop = threading.Event()
         done = object()
@@ -181,10 +191,7 @@ class VideoLoader:
         t = threading.Thread(target=work, daemon=True, name="nvvl-prefetch")
         t.start()
         try:
-            while True:
-                item = q.get()
-                if item is done:
-                    return
+            while (item := q.get()) is not done:
                 if isinstance(item, BaseException):
                     raise item
                 x, event = item
@@ -223,7 +230,7 @@ class VideoLoader:
                 s = free.popleft()
                 if events[s] is not None:
                     events[s].synchronize()
-                pool.submit(s, wins)
+                pool.submit(s, wins, [self.sampler.run_span(w) for w in wins])
                 inflight.append((s, wins))
 
         try:
@@ -231,10 +238,7 @@ class VideoLoader:
             while inflight:
                 s, wins = inflight.popleft()
                 pool.wait(s)
-                y, u, v = pool.planes(s, wins, crop)
-                if y.device != ds.device:
-                    y, u, v = (t.to(ds.device, non_blocking=True) for t in (y, u, v))
-                x = yuv420_to_rgb(y, u, v, ds.matrix, ds.full_range, out_dtype=self.dtype)
+                x = ds.convert(*pool.planes(s, wins, crop), self.dtype)
                 if x.device.type == "cuda" and pool.ring.device.type == "cuda":
                     events[s] = torch.cuda.Event()
                     events[s].record()

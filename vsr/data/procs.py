@@ -3,84 +3,83 @@
 The trainer allocates one fixed ring of `slots` batches once ([slots, B, N, H*W*3/2] uint8, on the
 GPU for nvdec, in shared host memory for cpu) and hands it to `processes` spawned workers (CUDA IPC
 / shared memory; the trainer owns the memory, so nothing is freed under a reader). Each worker owns
-one long-lived decoder and, per task (slot, b, file, first frame), decodes the window and copies each
-frame's 4:2:0 planes whole into the slot (nvdec: NV12 surface, one contiguous device copy; cpu:
-I420 planes) and reports it done. The trainer crops and converts a whole batch on its own stream
-(vsr.media.color). Workers run no training code and share no GIL with the trainer.
+one long-lived decoder (vsr.data.nvdec.Decoder, or PyAV) and a cache of recently decoded runs;
+a task (slot, b, file, start, run) goes to the worker that owns its run, which decodes the run
+once, copies the window's 4:2:0 frames whole into the slot and reports it done. The trainer crops
+and converts a whole batch on its own stream (vsr.media.color). Workers run no training code,
+share no GIL with the trainer, and exit when the trainer dies (they watch their parent).
+
+Shutdown is ordered: every worker drops its view of the ring and exits, then the trainer frees
+the ring, so PyTorch never sees a producer leave before its consumers released shared memory.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import threading
+import time
+import weakref
 
 import torch
 import torch.multiprocessing as mp
 
+from vsr.data.nvdec import crop_planes
 from vsr.media.io import MediaError
 
 TIMEOUT_S = 120.0  # a window that takes longer than this to decode means a stuck worker
 POLL_S = 0.5  # how often a waiting trainer checks that its workers are alive
+WORKER_CACHE_RUNS = 16  # runs each worker keeps decoded (a run's windows arrive within a block)
 
 
-def split_planes(buf: torch.Tensor, h: int, w: int, layout: str):
-    """[..., H*W*3/2] frames -> (y [..., H, W], u, v [..., H/2, W/2]) views."""
-    lead = buf.shape[:-1]
-    y = buf[..., : h * w].unflatten(-1, (h, w))
-    if layout == "nv12":
-        uv = buf[..., h * w :].unflatten(-1, (h // 2, w // 2, 2))
-        return y, uv[..., 0], uv[..., 1]
-    q = h * w // 4
-    u = buf[..., h * w : h * w + q].reshape(*lead, h // 2, w // 2)
-    v = buf[..., h * w + q :].reshape(*lead, h // 2, w // 2)
-    return y, u, v
+def _watch_parent(parent: int) -> None:
+    """End this worker as soon as its parent is gone (killed, even with SIGKILL)."""
+    while os.getppid() == parent:
+        time.sleep(POLL_S)
+    os._exit(0)
 
 
-def _decode_nvdec(state, idx, start, n, dst):
-    slot = state["slot"]
-    with torch.cuda.stream(slot.stream):
-        got = slot.decoder(idx.path).get_batch_frames_by_index(list(range(start, start + n)))
-        if len(got) != n:
-            raise MediaError(f"{idx.path}: NVDEC returned {len(got)} of frames {start}..{start + n - 1}")
-        for t, f in enumerate(got):
-            dst[t].copy_(torch.from_dlpack(f).reshape(-1))
-    slot.stream.synchronize()
-
-
-def _decode_cpu(state, idx, start, n, dst):
-    hw = idx.height * idx.width
-    for t, (y, u, v) in enumerate(state["backend"].read(idx, start, n)):
-        d = dst[t]
-        d[:hw].copy_(torch.from_numpy(y).reshape(-1))
-        d[hw : hw + hw // 4].copy_(torch.from_numpy(u).reshape(-1))
-        d[hw + hw // 4 :].copy_(torch.from_numpy(v).reshape(-1))
-
-
-def _worker(backend, gpu, indexes, n, ring, tasks, done):
-    torch.set_num_threads(1)
-    state = {}
+def _open_decoder(backend: str, gpu):
+    """(decode(idx, first, count) -> [count, frame bytes] tensor, copy(dst, src))."""
     if backend == "nvdec":
-        import PyNvVideoCodec as nvc
-
-        from vsr.data.nvdec import _Slot
+        from vsr.data.nvdec import Decoder
 
         torch.cuda.set_device(gpu)
-        state["slot"] = _Slot(nvc, gpu)
-        decode = _decode_nvdec
-    else:
-        from vsr.data.pyav import PyAVBackend
+        dec = Decoder(gpu)
 
-        state["backend"] = PyAVBackend(threads=1)
-        decode = _decode_cpu
+        def copy(dst, src):
+            with torch.cuda.stream(dec.stream):
+                dst.copy_(src)
+            dec.stream.synchronize()
+
+        return dec.decode, copy
+    from vsr.data.pyav import PyAVBackend
+
+    return PyAVBackend(threads=1).run_tensor, lambda dst, src: dst.copy_(src)
+
+
+def _worker(backend, gpu, indexes, n, tasks, done, parent):
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    torch.set_num_threads(1)
+    from vsr.data.nvdec import RunCache
+
+    decode, copy = _open_decoder(backend, gpu)
+    cache = RunCache(decode, WORKER_CACHE_RUNS)
+    ring = tasks.get()  # the shared ring arrives first; this frame holds the only reference
     while True:
         task = tasks.get()
         if task is None:
-            return
-        s, b, f, start = task
+            break
+        s, b, f, start, span = task
         try:
-            decode(state, indexes[f], start, n, ring[s, b])
+            copy(ring[s, b], cache.window(indexes[f], start, n, span))
             done.put((s, b, None))
         except Exception as e:  # reported to the trainer, which raises it
             done.put((s, b, f"{indexes[f].path}: {type(e).__name__}: {e}"))
+    del ring, cache
+    if backend == "nvdec":
+        torch.cuda.synchronize()
+    done.put(None)  # released: the trainer may free the ring
 
 
 class DecodePool:
@@ -98,34 +97,39 @@ class DecodePool:
         else:
             self.ring = torch.zeros(shape, dtype=torch.uint8).share_memory_()
         ctx = mp.get_context("spawn")
-        self.tasks, self.done = ctx.Queue(), ctx.Queue()
+        self.done = ctx.Queue()
+        self.tasks = [ctx.Queue() for _ in range(max(1, processes))]
         gpu = None
         if device.type == "cuda":
             gpu = device.index if device.index is not None else torch.cuda.current_device()
         self.procs = [
             ctx.Process(
                 target=_worker,
-                args=(backend, gpu, indexes, n, self.ring, self.tasks, self.done),
+                args=(backend, gpu, indexes, n, q, self.done, os.getpid()),
                 daemon=True,
                 name=f"nvvl-decode-{i}",
             )
-            for i in range(max(1, processes))
+            for i, q in enumerate(self.tasks)
         ]
-        for p in self.procs:
+        for p, q in zip(self.procs, self.tasks):
             p.start()
+            q.put(self.ring)
         self.pending = [0] * slots  # windows of each slot not yet reported done
         self.waited = 0.0
+        self._finalizer = weakref.finalize(self, DecodePool._shutdown, self.procs, self.tasks, self.done)
 
-    def submit(self, slot: int, windows) -> None:
+    def submit(self, slot: int, windows, spans) -> None:
+        """Queue the windows of one batch; each goes to the worker that owns its run."""
         self.pending[slot] += len(windows)
-        for b, w in enumerate(windows):
-            self.tasks.put((slot, b, w.file, w.start))
+        for b, (w, span) in enumerate(zip(windows, spans)):
+            q = self.tasks[hash((w.file, span[0])) % len(self.tasks)]
+            q.put((slot, b, w.file, w.start, span))
 
     def wait(self, slot: int) -> None:
         """Block until every window submitted to `slot` is in the ring."""
         while self.pending[slot]:
             try:
-                s, _, err = self.done.get(timeout=POLL_S)
+                item = self.done.get(timeout=POLL_S)
             except queue.Empty:
                 self.waited += POLL_S
                 dead = [f"{p.name} (exit {p.exitcode})" for p in self.procs if not p.is_alive()]
@@ -134,24 +138,15 @@ class DecodePool:
                     raise MediaError(f"nvvl decode workers {why}") from None
                 continue
             self.waited = 0.0
+            s, _, err = item
             if err:
                 raise MediaError(err)
             self.pending[s] -= 1
 
     def planes(self, slot: int, windows, crop):
-        """Cropped (y, u, v) of a filled slot: [B, N, h, w] and [B, N, h/2, w/2] views stacked."""
-        h, w = crop
-        y, u, v = split_planes(self.ring[slot, : len(windows)], self.h, self.w, self.layout)
-        ys = [y[b, :, wi.y0 : wi.y0 + h, wi.x0 : wi.x0 + w] for b, wi in enumerate(windows)]
-        us = [
-            u[b, :, wi.y0 // 2 : (wi.y0 + h) // 2, wi.x0 // 2 : (wi.x0 + w) // 2]
-            for b, wi in enumerate(windows)
-        ]
-        vs = [
-            v[b, :, wi.y0 // 2 : (wi.y0 + h) // 2, wi.x0 // 2 : (wi.x0 + w) // 2]
-            for b, wi in enumerate(windows)
-        ]
-        return torch.stack(ys), torch.stack(us), torch.stack(vs)
+        """Cropped (y, u, v) of a filled slot: [B, N, h, w] and [B, N, h/2, w/2]."""
+        frames = list(self.ring[slot, : len(windows)])
+        return crop_planes(frames, windows, (self.h, self.w), crop, self.layout)
 
     def drain(self) -> None:
         for s in range(len(self.pending)):
@@ -160,10 +155,33 @@ class DecodePool:
             except MediaError:
                 self.pending[s] = 0
 
-    def close(self) -> None:
-        for _ in self.procs:
-            self.tasks.put(None)
-        for p in self.procs:
-            p.join(timeout=10)
+    @staticmethod
+    def _shutdown(procs, tasks, done) -> None:
+        """Workers release the ring and exit (waited for), stragglers are killed."""
+        for p, q in zip(procs, tasks):
             if p.is_alive():
-                p.terminate()
+                q.put(None)
+        deadline = time.monotonic() + 10.0
+        left = sum(p.is_alive() for p in procs)
+        while left and time.monotonic() < deadline:
+            try:
+                item = done.get(timeout=0.2)
+            except queue.Empty:
+                left = sum(p.is_alive() for p in procs)
+                continue
+            left -= item is None
+        for p in procs:
+            p.join(timeout=max(deadline - time.monotonic(), 0.1))
+            if p.is_alive():
+                p.kill()
+                p.join()
+        for q in (*tasks, done):
+            q.cancel_join_thread()  # a killed worker's unread tasks must not block the exit
+            q.close()
+
+    def close(self) -> None:
+        """Stop the workers, then free the ring (in that order)."""
+        self._finalizer()
+        self.ring = None
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.ipc_collect()

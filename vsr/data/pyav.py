@@ -64,9 +64,19 @@ class PyAVBackend:
             raise MediaError(f"{idx.path}: frames {start}..{start + n - 1} did not all decode")
         return out
 
-    def start_batch(self, windows: list[Window], indexes: list[VideoIndex], n: int, crop):
-        """Submit every window to the thread pool; returns (planes, futures): the (pinned)
-        host planes (y, u, v) are complete once every future is done."""
+    def run_tensor(self, idx: VideoIndex, first: int, count: int) -> torch.Tensor:
+        """Frames first..first+count-1 as one I420 tensor [count, H*W*3/2] uint8."""
+        hw = idx.height * idx.width
+        out = torch.empty((count, hw * 3 // 2), dtype=torch.uint8)
+        for t, (y, u, v) in enumerate(self.read(idx, first, count)):
+            out[t, :hw] = torch.from_numpy(y).reshape(-1)
+            out[t, hw : hw + hw // 4] = torch.from_numpy(u).reshape(-1)
+            out[t, hw + hw // 4 :] = torch.from_numpy(v).reshape(-1)
+        return out
+
+    def start_batch(self, windows: list[Window], indexes: list[VideoIndex], n: int, crop, spans=None):
+        """Submit every window to the thread pool; `finish_batch` returns its (pinned) host
+        planes (y, u, v). Each window is decoded exactly (runs are not cached on the CPU)."""
         h, w = crop
         B = len(windows)
         y = torch.empty((B, n, h, w), dtype=torch.uint8, pin_memory=self.pin)
@@ -82,6 +92,12 @@ class PyAVBackend:
                 v[b, t] = torch.from_numpy(pv[yc : yc + h // 2, xc : xc + w // 2])
 
         return (y, u, v), [self.pool.submit(one, b, win) for b, win in enumerate(windows)]
+
+    def finish_batch(self, pending):
+        planes, futures = pending
+        for f in futures:
+            f.result()
+        return planes
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

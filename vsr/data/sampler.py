@@ -2,6 +2,14 @@
 
 A sample is a window of N consecutive frames of one scene. The sampler is the single source of
 that decision for both loaders, so `nvvl` and `png` see identical samples and crops.
+
+Training order: the windows of a file are cut into runs of `run` consecutive starts (a run of 4
+windows of 3 frames spans 6 frames: with keyframes every 4 frames that is one group of
+pictures plus 2 frames), runs are shuffled, and the windows of every `block` consecutive runs
+are shuffled among themselves. Every window still comes exactly once per epoch, a batch mixes
+windows of up to `block` random places, and a video loader decodes each run once for its
+`run` windows instead of once per window (3x fewer decoded frames at GOP 4, 3 frames).
+`run=1` is a plain shuffle.
 """
 
 from __future__ import annotations
@@ -42,10 +50,23 @@ class WindowSampler:
     """
 
     def __init__(
-        self, lengths, frames: int, frame_hw, crop=None, train=True, seed=0, rank=0, world=1, stride=1
+        self,
+        lengths,
+        frames: int,
+        frame_hw,
+        crop=None,
+        train=True,
+        seed=0,
+        rank=0,
+        world=1,
+        stride=1,
+        run: int = 4,
+        block: int = 32,
     ):
         if frames < 1 or frames % 2 == 0:
             raise ValueError(f"frames must be odd and positive, got {frames}")
+        if run < 1 or block < 1:
+            raise ValueError(f"run and block must be >= 1, got {run}, {block}")
         self.frames, self.frame_hw, self.train = frames, tuple(frame_hw), train
         self.crop = crop_size(self.frame_hw, crop)
         self.seed, self.rank, self.world = seed, rank, world
@@ -55,6 +76,11 @@ class WindowSampler:
         ).reshape(-1, 2)
         if len(self.windows) == 0:
             raise ValueError(f"no window of {frames} frames in files of lengths {list(lengths)}")
+        self.lengths, self.stride, self.run, self.block = list(lengths), stride, run, block
+        # run id of every window: `run` consecutive windows of one file
+        pos = np.concatenate([np.arange(len(range(0, n - frames + 1, stride))) for n in lengths])
+        key = self.windows[:, 0] * (int(pos.max()) + 1) + pos // run
+        self.run_ids = np.unique(key, return_inverse=True)[1]
         self.epoch = 0
         self.skip = 0  # samples of this rank's epoch already consumed (for resume)
 
@@ -65,7 +91,14 @@ class WindowSampler:
         n = len(self.windows)
         if not self.train:
             return np.arange(n)[self.rank :: self.world]
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        runs = rng.permutation(int(self.run_ids.max()) + 1)
+        rank_of_run = np.empty_like(runs)
+        rank_of_run[runs] = np.arange(len(runs))
+        order = np.argsort(rank_of_run[self.run_ids], kind="stable")  # runs shuffled, kept whole
+        chunk = self.run * self.block
+        for i in range(0, n, chunk):  # windows shuffled within each block of runs
+            order[i : i + chunk] = rng.permutation(order[i : i + chunk])
         per_rank = -(-n // self.world)
         order = np.resize(order, per_rank * self.world)  # pad by repeating, like DDP's sampler
         return order[self.rank :: self.world]
@@ -84,6 +117,13 @@ class WindowSampler:
         else:
             y0, x0 = (H - h) // 4 * 2, (W - w) // 4 * 2
         return Window(f, s, y0, x0)
+
+    def run_span(self, win: Window) -> tuple[int, int]:
+        """First and last start of the run holding `win` (its frames: first..last+frames-1)."""
+        per = self.run * self.stride
+        first = win.start // per * per
+        last = min(first + per - self.stride, self.lengths[win.file] - self.frames)
+        return first, last
 
     def __iter__(self):
         for i in self._order()[self.skip :]:
