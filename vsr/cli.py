@@ -62,33 +62,44 @@ def _upscale(a):
 
 
 def _bench_args(sub) -> None:
-    b = sub.add_parser("bench-loader", help="time a loader alone (no model)")
-    b.add_argument("--loader", choices=["nvvl", "png", "torchcodec"], required=True)
-    b.add_argument("--backend", default="auto", choices=["auto", "nvdec", "cpu"])
-    b.add_argument("--data", type=Path, required=True, help="data/{res}")
-    b.add_argument("--split", default="train")
-    b.add_argument("--batch", type=int, default=7)
-    b.add_argument("--frames", type=int, default=3)
-    b.add_argument("--crop", type=int, nargs=2, default=None)
-    b.add_argument("--dtype", choices=PRECISIONS, default="fp16")
-    b.add_argument("--iters", type=int, default=100)
-    b.add_argument("--warmup", type=int, default=5)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    b = sub.add_parser("bench-loader", help="time a loader alone (no model)", formatter_class=fmt)
+    b.add_argument("--loader", choices=["nvvl", "png", "torchcodec"], required=True, help="loader to time")
+    b.add_argument("--backend", default="auto", choices=["auto", "nvdec", "cpu"], help="nvvl decoder")
+    b.add_argument("--data", type=Path, required=True, help="data/{res} folder of `vsr prepare`")
+    b.add_argument("--split", default="train", help="scenes/{split} (nvvl) or frames/{split} (png)")
+    b.add_argument("--batch", type=int, default=7, help="windows per batch")
+    b.add_argument("--frames", type=int, default=3, help="frames per window (odd)")
+    b.add_argument(
+        "--crop", type=int, nargs=2, default=None, metavar=("H", "W"), help="crop (default: frame)"
+    )
+    b.add_argument("--dtype", choices=PRECISIONS, default="fp16", help="dtype of the delivered batches")
+    b.add_argument("--iters", type=int, default=100, help="batches timed")
+    b.add_argument("--warmup", type=int, default=5, help="batches before the clock starts")
     b.add_argument("--workers", type=int, default=10, help="png DataLoader workers")
-    b.add_argument("--decoders", type=int, default=7, help="nvdec decoders per GPU")
-    b.add_argument("--processes", type=int, default=0, help="nvvl: decoder processes (0: threads)")
-    b.add_argument("--threads", type=int, default=8, help="cpu backend decode threads")
-    b.add_argument("--prefetch", type=int, default=2)
-    b.add_argument("--step-ms", type=float, default=0.0, help="simulated compute per batch")
-    b.add_argument("--device", default=None)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--decoders", type=int, default=7, help="nvdec decoder threads (--processes 0)")
+    b.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="nvvl decoder processes (0: decoder threads in this process; default: 7 for nvdec, 0 for cpu)",
+    )
+    b.add_argument("--threads", type=int, default=8, help="cpu backend / torchcodec decode threads")
+    b.add_argument("--run", type=int, default=4, help="sampler: windows per run, each run decoded once")
+    b.add_argument("--mps", action="store_true", help="run decoder processes under CUDA MPS (started here)")
+    b.add_argument("--prefetch", type=int, default=2, help="batches decoded ahead")
+    b.add_argument("--step-ms", type=float, default=0.0, help="simulated compute per batch (ms)")
+    b.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    b.add_argument("--seed", type=int, default=0, help="sampler seed")
     b.add_argument("--out", type=Path, default=None, help="append a CSV row here")
     b.set_defaults(func=_bench_loader)
-    c = sub.add_parser("nvdec-ceiling", help="all NVDEC engines decoding sequentially")
-    c.add_argument("--data", type=Path, required=True)
-    c.add_argument("--split", default="train")
-    c.add_argument("--decoders", type=int, default=7)
+    c = sub.add_parser("nvdec-ceiling", help="all NVDEC engines decoding sequentially", formatter_class=fmt)
+    c.add_argument("--data", type=Path, required=True, help="data/{res} folder of `vsr prepare`")
+    c.add_argument("--split", default="train", help="scenes/{split}")
+    c.add_argument("--decoders", type=int, default=7, help="decoder processes, one session each")
     c.add_argument("--repeat", type=int, default=4, help="decode the files this many times")
-    c.add_argument("--out", type=Path, default=None)
+    c.add_argument("--mps", action="store_true", help="run the decoders under CUDA MPS (started here)")
+    c.add_argument("--out", type=Path, default=None, help="append a CSV row here")
     c.set_defaults(func=_nvdec_ceiling)
 
 

@@ -13,8 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vsr.bench.monitor import NvdecMon
+from vsr.errors import ConfigError
 from vsr.train.step import DTYPES
 from vsr.train.sysmon import SysMon
+
+DEFAULT_PROCESSES = 7  # nvdec decoder processes when --processes is not given (0: threads)
 
 
 def _files(data: Path, loader: str, split: str) -> list[Path]:
@@ -58,56 +62,84 @@ class _TorchcodecBatches:
             yield x.to(self.device, non_blocking=True).float().div_(255.0).to(self.dtype)
 
 
-def bench_loader(a) -> dict:
+def check_args(a) -> None:
+    """Refuse bad bench-loader arguments up front, one line each (ConfigError)."""
+    low = {"batch": 1, "iters": 1, "warmup": 0, "workers": 0, "decoders": 1, "threads": 1, "prefetch": 0}
+    for key, least in low.items():
+        if getattr(a, key) < least:
+            raise ConfigError(f"--{key}: must be >= {least}, got {getattr(a, key)}")
+    if a.frames < 1 or a.frames % 2 == 0:
+        raise ConfigError(f"--frames: must be odd and positive (a centre frame), got {a.frames}")
+    if a.processes is not None and a.processes < 0:
+        raise ConfigError(f"--processes: must be >= 0, got {a.processes}")
+    if a.step_ms < 0:
+        raise ConfigError(f"--step-ms: must be >= 0, got {a.step_ms}")
+    if a.crop and min(a.crop) < 64:
+        raise ConfigError(f"--crop: H and W must be >= 64, got {a.crop[0]} {a.crop[1]}")
+    if not a.data.is_dir():
+        raise ConfigError(f"--data: {a.data} is not a directory")
+
+
+def _nvvl(a, files, device, dtype, crop):
+    from vsr.data.nvvl import VideoDataset, VideoLoader, resolve_backend
     from vsr.data.sampler import WindowSampler
 
-    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = DTYPES[a.dtype]
+    backend = resolve_backend(a.backend, device)
+    procs = a.processes if a.processes is not None else (DEFAULT_PROCESSES if backend == "nvdec" else 0)
+    ds = VideoDataset(
+        files,
+        a.frames,
+        device,
+        backend,
+        index_cache_dir=a.data / ".index",
+        decoders=a.decoders,
+        cpu_threads=a.threads,
+        processes=procs,
+    )
+    sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed, run=a.run)
+    loader = VideoLoader(ds, a.batch, sampler, dtype, a.prefetch)
+    name = ds.backend_name + (f" x{procs} processes" if procs else f" x{a.decoders} threads")
+    return loader, sampler, ds, name + f", run {a.run}" + (", MPS" if a.mps else "")
+
+
+def _build(a, device, dtype):
+    """(loader, sampler, parts to close, backend description) for `a.loader`."""
+    from vsr.data.sampler import WindowSampler
+
     files = _files(a.data, "png" if a.loader == "png" else "nvvl", a.split)
     crop = tuple(a.crop) if a.crop else None
-    t_build = time.perf_counter()
     if a.loader == "nvvl":
-        from vsr.data.nvvl import VideoDataset, VideoLoader
-
-        ds = VideoDataset(
-            files,
-            a.frames,
-            device,
-            a.backend,
-            index_cache_dir=a.data / ".index",
-            decoders=a.decoders,
-            cpu_threads=a.threads,
-            processes=a.processes,
-        )
-        sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed)
-        loader = VideoLoader(ds, a.batch, sampler, dtype, a.prefetch)
-        backend = ds.backend_name + (f" x{a.processes} processes" if a.processes else "")
-    elif a.loader == "png":
+        return _nvvl(a, files, device, dtype, crop)
+    if a.loader == "png":
         from vsr.data.png import PngLoader, PngSequenceDataset
 
         ds = PngSequenceDataset(files, a.frames)
-        sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed)
-        loader = PngLoader(ds, a.batch, sampler, device, dtype, a.workers)
-        backend = f"{a.workers} workers"
-    elif a.loader == "torchcodec":
-        from vsr.data.index import build_index
+        sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed, run=a.run)
+        return (
+            PngLoader(ds, a.batch, sampler, device, dtype, a.workers),
+            sampler,
+            None,
+            f"{a.workers} workers",
+        )
+    from vsr.data.index import build_index
 
-        lengths = [build_index(f, a.data / ".index").frames for f in files]
-        first = build_index(files[0], a.data / ".index")
-        sampler = WindowSampler(lengths, a.frames, (first.height, first.width), crop, True, a.seed)
-        loader = _TorchcodecBatches(files, a.frames, sampler, a.batch, a.threads, device, dtype)
-        backend, ds = f"torchcodec (exact seek, {a.threads} threads)", None
-    else:
-        raise SystemExit(f"unknown loader {a.loader}")
-    t_build = time.perf_counter() - t_build
-    waits, got, epoch = [], 0, 0
-    mon = None
+    idx = [build_index(f, a.data / ".index") for f in files]
+    hw = (idx[0].height, idx[0].width)
+    sampler = WindowSampler([i.frames for i in idx], a.frames, hw, crop, True, a.seed, run=a.run)
+    loader = _TorchcodecBatches(files, a.frames, sampler, a.batch, a.threads, device, dtype)
+    return loader, sampler, None, f"torchcodec (exact seek, {a.threads} threads)"
+
+
+def _measure(a, loader, sampler, device) -> tuple[float, list[float], dict]:
+    """Wall time of `a.iters` batches after `a.warmup`, each batch's wait, monitor summary."""
+    sync = torch.cuda.current_stream(device).synchronize if device.type == "cuda" else (lambda: None)
+    gpu = (device.index or 0) if device.type == "cuda" else None
+    waits, got, epoch, mon, t_start = [], 0, 0, None, 0.0
     it = iter(loader)
-    t_start = None
     while got < a.iters + a.warmup:
-        # the batch is ready when the consumer's stream may use it (the loader's stream work on
-        # later batches keeps running: that is what prefetching is for)
-        sync = torch.cuda.current_stream(device).synchronize if device.type == "cuda" else (lambda: None)
+        if got == a.warmup and mon is None:
+            mon, t_start = SysMon(0.2, gpu).start(), time.perf_counter()
+        # ready = the consumer's stream may use it (the loader's work on later batches runs on)
         sync()
         t0 = time.perf_counter()
         x = next(it, None)
@@ -119,18 +151,32 @@ def bench_loader(a) -> dict:
             it = iter(loader)
             continue
         got += 1
-        if got == a.warmup:
-            mon = SysMon(0.2, device.index or 0 if device.type == "cuda" else None).start()
-            t_start = time.perf_counter()
-        elif got > a.warmup:
+        if got > a.warmup:
             waits.append(t1 - t0)
             if a.step_ms:  # emulate a training step that overlaps with prefetching
                 time.sleep(a.step_ms / 1e3)
     wall = time.perf_counter() - t_start
-    s = mon.stop()
-    for part in (loader, ds):
-        if part is not None and hasattr(part, "close"):
-            part.close()
+    getattr(it, "close", lambda: None)()
+    return wall, waits, mon.stop()
+
+
+def bench_loader(a) -> dict:
+    from vsr.data.mps import mps_daemon
+
+    check_args(a)
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with mps_daemon(a.mps), NvdecMon(device) as nvdec:
+        t_build = time.perf_counter()
+        loader, sampler, ds, backend = _build(a, device, DTYPES[a.dtype])
+        t_build = time.perf_counter() - t_build
+        try:
+            nvdec.begin()
+            wall, waits, s = _measure(a, loader, sampler, device)
+            nv = nvdec.end()
+        finally:
+            for part in (loader, ds):
+                if part is not None and hasattr(part, "close"):
+                    part.close()
     w = np.array(waits) * 1e3
     seq = a.iters * a.batch / wall
     row = {
@@ -151,6 +197,7 @@ def bench_loader(a) -> dict:
         "load1": round(s.get("load1_mean", float("nan")), 2),
         "peak_rss_gb": round(s.get("peak_mem_gb", float("nan")), 2),
         "gpu_util": round(s.get("gpu_util_mean", float("nan")), 1),
+        **nv,
         "build_s": round(t_build, 2),
         "device": _device_name(device),
     }
@@ -181,7 +228,8 @@ def _sequential_decode(args) -> tuple[int, float]:
 
 def _decode_all(files, gpu, batch) -> tuple[int, float]:
     """Decode `files` start to end with one long-lived session (created before the clock
-    starts, moved between files with reconfigure_decoder, as the loader does)."""
+    starts, moved between files with reconfigure_decoder, as the loader does); asks for
+    exactly the frames each file has (asking past the end makes PyNvVideoCodec warn)."""
     import PyNvVideoCodec as nvc
 
     dec = nvc.SimpleDecoder(
@@ -191,36 +239,46 @@ def _decode_all(files, gpu, batch) -> tuple[int, float]:
     for i, f in enumerate(files):
         if i:
             dec.reconfigure_decoder(str(f))
-        while True:
-            frames = dec.get_batch_frames(batch)
-            if not frames:
+        left = len(dec)
+        while left > 0:
+            got = len(dec.get_batch_frames(min(batch, left)))
+            if not got:
                 break
-            n += len(frames)
+            n, left = n + got, left - got
     return n, time.perf_counter() - t0
 
 
 def nvdec_ceiling(a) -> dict:
     """Sequential decode of all files by `decoders` processes in parallel (one session each)."""
+    import multiprocessing as mp
+
+    from vsr.data.mps import mps_daemon
+
+    if a.decoders < 1 or a.repeat < 1:
+        raise ConfigError(f"--decoders and --repeat must be >= 1, got {a.decoders}, {a.repeat}")
     files = _files(a.data, "nvvl", a.split)
     # every process decodes every file (each from a different one on), `repeat` times
     work = [
         ((files[i % len(files) :] + files[: i % len(files)]) * a.repeat, 0, 64) for i in range(a.decoders)
     ]
-    import multiprocessing as mp
-
-    with ProcessPoolExecutor(a.decoders, mp_context=mp.get_context("spawn")) as ex:
-        ex.map(_sequential_decode, [(files[:1], 0, 64)] * a.decoders)  # warm up CUDA contexts
-        t0 = time.perf_counter()
-        res = list(ex.map(_sequential_decode, work))
-        wall = time.perf_counter() - t0
+    with mps_daemon(a.mps), NvdecMon(torch.device("cuda")) as mon:
+        with ProcessPoolExecutor(a.decoders, mp_context=mp.get_context("spawn")) as ex:
+            list(ex.map(_sequential_decode, [(files[:1], 0, 64)] * a.decoders))  # CUDA contexts up
+            mon.begin()
+            t0 = time.perf_counter()
+            res = list(ex.map(_sequential_decode, work))
+            wall = time.perf_counter() - t0
+            nv = mon.end()
     n = sum(r[0] for r in res)
     row = {
         "loader": "nvdec-ceiling",
         "res": a.data.name,
         "decoders": a.decoders,
+        "mps": a.mps,
         "frames": n,
         "frames_per_s": round(n / max(r[1] for r in res), 1),
         "frames_per_s_wall": round(n / wall, 1),
+        **nv,
         "device": _device_name(torch.device("cuda")),
     }
     _emit(row, a.out)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import av
 import numpy as np
 
+from vsr.fs import atomic_path
+from vsr.log import get as get_log
 from vsr.media.io import MediaError, open_video
 
 CODECS = ("h264", "hevc")
@@ -60,25 +60,22 @@ def cache_dirs(cache_dir) -> list[Path]:
     return [Path(cache_dir), user]
 
 
-_warned: set[str] = set()
-
-
 def _store(idx: VideoIndex, path: Path, dirs: list[Path]) -> None:
-    """Write the index to the first writable cache dir; none writable: keep it in memory only."""
+    """Write the index to the first writable cache dir (whole or not at all); none writable:
+    keep it in memory only and say so once per directory."""
     for d in dirs:
-        cache = _cache_file(path, d)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(asdict(idx)))
-            os.replace(tmp, cache)
+            with atomic_path(_cache_file(path, d)) as tmp:
+                tmp.write_text(json.dumps(asdict(idx)))
             return
         except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            if str(d) not in _warned:
-                _warned.add(str(d))
-                print(f"vsr: index cache {d} not writable ({e.strerror or e}); using the next", file=sys.stderr)
+            _unwritable(str(d), str(e.strerror or e))
+
+
+@cache
+def _unwritable(d: str, why: str) -> None:
+    """Said once per directory and reason."""
+    get_log("vsr.data").warning(f"index cache {d} not writable ({why}); using the next")
 
 
 def build_index(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> VideoIndex:

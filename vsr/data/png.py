@@ -103,3 +103,11 @@ class PngLoader:
     def __iter__(self):
         for x in self.loader:
             yield x.to(self.device, non_blocking=True).float().div_(255.0).to(self.dtype)
+
+    def close(self) -> None:
+        """Stop the persistent workers now, in order (left to interpreter exit, they can be
+        killed mid-teardown: "DataLoader worker ... killed by signal: Aborted")."""
+        it = getattr(self.loader, "_iterator", None)
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+        self.loader._iterator = None
