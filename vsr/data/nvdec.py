@@ -111,7 +111,7 @@ class RunCache:
     def window(self, idx: VideoIndex, start: int, n: int, span: tuple[int, int]) -> torch.Tensor:
         """Frames start..start+n-1 ([n, frame bytes] view) of the run first..last+n-1."""
         first, last = span
-        key = (idx.path, first)
+        key = (idx.path, first, last)
         with self.lock:
             fut = self.runs.get(key)
             mine = fut is None
