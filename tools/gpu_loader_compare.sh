@@ -18,25 +18,16 @@ bl() {  # bl TREE NAME ARGS...: one bench-loader row into bench.csv, its stderr 
 }
 nvidia-smi -q -d CLOCK | grep -iE "video" | head -3
 mark prepare
-py after timeout 150 python3 -m vsr.cli prepare --out /tmp/data --res 540p --scenes 16 --seconds 1 --gop 4 | tail -1
+py after timeout 150 python3 -m vsr.cli prepare --out /tmp/data --res 540p --render 960 540 --scenes 16 --seconds 1 --gop 4 | tail -1
 bl before threads --loader nvvl
 bl before procs7 --loader nvvl --processes 7
 bl after default --loader nvvl
 bl after threads-run4 --loader nvvl --processes 0
 bl after procs7-run1 --loader nvvl --processes 7 --run 1
 bl after procs7-mps --loader nvvl --processes 7 --mps
-bl after procs14 --loader nvvl --processes 14
 mark gpu tests
 py after timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
-bl after png10 --loader png --workers 10 --iters 60
-mark ceiling
-py after timeout 60 python3 -m vsr.cli nvdec-ceiling --data $D --decoders 7 --out "$R/ceiling.csv" || true
-py after timeout 60 python3 -m vsr.cli nvdec-ceiling --data $D --decoders 14 --mps --out "$R/ceiling.csv" || true
-bl after threads-run1 --loader nvvl --processes 0 --run 1
 mark warnings in stderr
 grep -cE "Traceback|Producer process|killed by signal|INVALID INDEX" "$R/stderr.txt"
 grep -nE "^###|Traceback|Producer process|killed by signal|Error" "$R/stderr.txt" | head -40
-mark step
-py after timeout 150 python3 -m vsr.bench.step --variants tuned,tuned_pad8,compiled,compiled_pad8 \
-  --precisions fp16 --flow none --iters 20 --out "$R/step.csv" 2>&1 | tail -8
 mark done
