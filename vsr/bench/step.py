@@ -6,8 +6,9 @@
 `landed` is the step as it was landed (sigmoid head + batch norm, no cudnn autotuning, NCHW,
 eager); `eager` the same with today's net (residual head, no batch norm); `tuned` adds cudnn
 autotuning + channels_last; `compiled` adds torch.compile; `compiled_shared` is `compiled` with
-conv1 in its per-frame form (VSRNet.dense_conv1 off: the A/B of that change). It runs the
-trainer's own train_step / optimiser / GradScaler, so what it measures is what training runs.
+conv1 in its per-frame form (VSRNet.dense_conv1 off: the A/B of that change); `graphs` is
+`compiled` with CUDA graphs (mode reduce-overhead), `autotune` with max-autotune-no-cudagraphs
+(neither measured yet). It runs the trainer's own train_step / optimiser / GradScaler, so what it measures is what training runs.
 """
 
 from __future__ import annotations
@@ -24,11 +25,39 @@ from vsr.train.optim import make_optimizer
 from vsr.train.step import autocast_for, step_flop, train_step
 
 
+def _time(step, iters: int) -> tuple[float, float]:
+    """(seconds of 3 warm-up steps, ms per step of `iters` more by CUDA events)."""
+    t0 = time.perf_counter()
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    warm_s = time.perf_counter() - t0
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        step()
+    end.record()
+    torch.cuda.synchronize()
+    return warm_s, start.elapsed_time(end) / iters
+
+
+def _profile(step, path, variant, precision, flow) -> None:
+    """Append torch.profiler's kernel table of 5 steps to `path`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        for _ in range(5):
+            step()
+        torch.cuda.synchronize()
+    with open(path, "a") as f:
+        f.write(f"\n## {variant} {precision} flow {flow}\n")
+        f.write(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+
+
 def bench(variant, precision, flow, batch, hw, iters, device, features, width, profile=None):
     shared = variant.endswith("_shared")
-    pad = int(variant.rsplit("_pad", 1)[1]) if "_pad" in variant else 0
     full_name = variant
-    variant = variant.removesuffix("_shared").split("_pad")[0]
+    variant = variant.removesuffix("_shared")
     landed = variant == "landed"  # the seed-shaped net as landed: sigmoid head, batch norm, eager
     model_cfg = {"features": features, "head": "sigmoid" if landed else "residual", "batch_norm": landed}
     cfg = merged(
@@ -48,7 +77,6 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
         model.flownet.requires_grad_(False)
         model.flow_mode = "frozen"
     model.dense_conv1 = False if shared else None
-    model.conv1_pad = pad
     if variant not in ("eager", "landed"):
         model = model.to(memory_format=torch.channels_last)
     modes = {"compiled": "default", "graphs": "reduce-overhead", "autotune": "max-autotune-no-cudagraphs"}
@@ -57,29 +85,12 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     ac = autocast_for(cfg, device)
     x = torch.rand(batch, 3, 3, *hw, device=device)
-    t0 = time.perf_counter()
-    for _ in range(3):
+    def step():
         train_step(fwd, x, opt, sched, scaler, ac, "lr")
-    torch.cuda.synchronize()
-    warm_s = time.perf_counter() - t0
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        train_step(fwd, x, opt, sched, scaler, ac, "lr")
-    end.record()
-    torch.cuda.synchronize()
-    ms = start.elapsed_time(end) / iters
-    if profile:
-        from torch.profiler import ProfilerActivity
-        from torch.profiler import profile as prof
 
-        with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
-            for _ in range(5):
-                train_step(fwd, x, opt, sched, scaler, ac, "lr")
-            torch.cuda.synchronize()
-        with open(profile, "a") as f:
-            f.write(f"\n## {variant} {precision} flow {flow} batch {batch} {hw}\n")
-            f.write(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70))
+    warm_s, ms = _time(step, iters)
+    if profile:
+        _profile(step, profile, full_name, precision, flow)
     flop = step_flop(cfg, device, batch, hw)
     row = {
         "variant": full_name,

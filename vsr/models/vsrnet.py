@@ -86,7 +86,6 @@ class VSRNet(nn.Module):
             )
         self.frames, self.flow_mode, self.head, self.batch_norm = frames, flow_mode, head, batch_norm
         self.dense_conv1 = None  # see features(): None = on CUDA only; same function either way
-        self.conv1_pad = 0  # dense conv1: zero-pad its F input channels up to this many (0: none)
         f1, f2 = features
         self.conv1 = _conv(1, f1, 9, batch_norm)
         self.conv2 = _conv(f1 * frames, f2, 5, batch_norm)
@@ -176,11 +175,7 @@ class VSRNet(nn.Module):
             f1, k = conv.weight.shape[0], conv.weight.shape[-1]
             eye = torch.eye(Fr, device=y.device, dtype=conv.weight.dtype)
             weight = (eye[:, None, :, None, None] * conv.weight[None]).reshape(Fr * f1, Fr, k, k)
-            x, extra = y.reshape(B, Fr, H, W), max(self.conv1_pad - Fr, 0)
-            if extra:  # zero channels in and zero weights for them: the same sums
-                x, weight = F.pad(x, (0, 0, 0, 0, 0, extra)), F.pad(weight, (0, 0, 0, 0, 0, extra))
-                x = x.contiguous(memory_format=torch.channels_last)
-            out = F.conv2d(x, weight, conv.bias.repeat(Fr), padding=k // 2)
+            out = F.conv2d(y.reshape(B, Fr, H, W), weight, conv.bias.repeat(Fr), padding=k // 2)
             return self.conv1[-1](out)
         feats = self.conv1(y.reshape(B * Fr, 1, H, W))
         return feats.reshape(B, Fr * feats.shape[1], H, W)
