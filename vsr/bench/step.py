@@ -8,7 +8,8 @@ eager); `eager` the same with today's net (residual head, no batch norm); `tuned
 autotuning + channels_last; `compiled` adds torch.compile; `compiled_shared` is `compiled` with
 conv1 in its per-frame form (VSRNet.dense_conv1 off: the A/B of that change); `graphs` is
 `compiled` with CUDA graphs (mode reduce-overhead), `autotune` with max-autotune-no-cudagraphs
-(neither measured yet). It runs the trainer's own train_step / optimiser / GradScaler, so what it measures is what training runs.
+(neither measured yet). It runs the trainer's own train_step / optimiser / GradScaler, so what it
+measures is what training runs.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
     ac = autocast_for(cfg, device)
     x = torch.rand(batch, 3, 3, *hw, device=device)
+
     def step():
         train_step(fwd, x, opt, sched, scaler, ac, "lr")
 
