@@ -41,7 +41,7 @@ echo quit | nvidia-cuda-mps-control
 sleep 1
 unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
 mark step
-timeout 170 python3 -m vsr.bench.step --variants tuned,tuned_pad8,compiled,compiled_pad8,graphs_pad8 \
+timeout 170 python3 -m vsr.bench.step --variants tuned,compiled,graphs \
   --precisions fp16 --flow none --iters 20 --out "$R/step.csv" || true
 mark done
 kill $DMON
