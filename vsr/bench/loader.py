@@ -98,8 +98,8 @@ def _nvvl(a, files, device, dtype, crop):
     )
     sampler = WindowSampler(ds.lengths, a.frames, ds.frame_hw, crop, True, a.seed, run=a.run)
     loader = VideoLoader(ds, a.batch, sampler, dtype, a.prefetch)
-    name = ds.backend_name + (f" x{procs} processes" if procs else f" x{a.decoders} threads")
-    return loader, sampler, ds, name + f", run {a.run}" + (", MPS" if a.mps else "")
+    name = ds.backend_name + (f" x{procs} processes" if procs else "")
+    return loader, sampler, ds, name + (", MPS" if a.mps else "")
 
 
 def _build(a, device, dtype):
@@ -185,6 +185,7 @@ def bench_loader(a) -> dict:
         "res": a.data.name,
         "batch": a.batch,
         "frames": a.frames,
+        "run": a.run,
         "crop": "x".join(map(str, sampler.crop)),
         "dtype": a.dtype,
         "iters": a.iters,
