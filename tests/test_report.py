@@ -142,12 +142,12 @@ def test_table_takes_the_cell_from_the_run_not_its_folder(runs, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(d / "data", data)
     clean = aggregate([str(moved / "metrics.jsonl")], STUDY, 0, outputs(tmp_path), data_root=data)
+    expected = sum(f.stat().st_size for f in (data / "540p/scenes").glob("*/*.mp4")) / 1e9
     junk = data / "540p/scenes/.scene_009.x1y2"  # an interrupted write
     junk.mkdir()
     (junk / "part.mp4").write_bytes(b"\0" * 10**6)
     df = aggregate([str(moved / "metrics.jsonl")], STUDY, 0, outputs(tmp_path), data_root=data)
     assert (df["Data loader"][0], df["Numerical precision"][0]) == ("NVVL", "fp32")
-    expected = sum(f.stat().st_size for f in (data / "540p/scenes").glob("*/*.mp4")) / 1e9
     assert df["Disk space for dataset (GB)"][0] == clean["Disk space for dataset (GB)"][0] == expected
 
 
