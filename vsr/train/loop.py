@@ -190,22 +190,25 @@ class Trainer:
             self.mon.start()
 
     def _between_steps(self, hr, pred, target) -> None:
-        """Images, validation, checkpoints: paused time, kept out of the speed and idle figures."""
+        """Images, validation, checkpoints: paused time, kept out of the speed and idle figures.
+        A pause starts once the device has done the steps queued so far (a sync: pauses wait for
+        the device anyway), so that the host's pause and the device's excluded gap coincide."""
         c, it = self.c, self.it
-        p0, acted = time.perf_counter(), False
-        if self.writer and (it % c.log_images_every == 0 or it == 1):
+        images = self.writer is not None and (it % c.log_images_every == 0 or it == 1)
+        val = it % c.val_every == 0 or it == c.iterations
+        ckpt = it % c.checkpoint_every == 0 and it != c.iterations
+        if not (images or val or ckpt):
+            return
+        p0 = sync(self.device)
+        if images:
             log_images(self.writer, hr, pred, target, it)
-            acted = True
-        if it % c.val_every == 0 or it == c.iterations:
+        if val:
             self._validate()
-            acted = True
-        if it % c.checkpoint_every == 0 and it != c.iterations:
+        if ckpt:
             self._save()
-            acted = True
-        if acted:
-            self.clock.resume()
-            self.t_last = time.perf_counter()
-            self.paused += self.t_last - p0 if self.t_steady is not None else 0.0
+        self.clock.resume()
+        self.t_last = time.perf_counter()
+        self.paused += self.t_last - p0 if self.t_steady is not None else 0.0
 
     def _validate(self) -> None:
         self.meter.drain()
