@@ -12,6 +12,7 @@ import numbers
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import vsr.log  # noqa: E402
 from vsr.fs import atomic_path  # noqa: E402
 
 SMOKE_ITERS = 100  # runs shorter than this are smoke runs: every stage ran, no study numbers
@@ -409,7 +411,8 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     runs = sorted(str(p) for p in a.runs.glob("*/*/metrics.jsonl"))
     if not runs:
-        raise SystemExit(f"{a.runs}: no */*/metrics.jsonl")
+        vsr.log.get("vsr.report").error(f"error: {a.runs}: no */*/metrics.jsonl")
+        sys.exit(1)
     a.out.mkdir(parents=True, exist_ok=True)
     names = ("table.md", "benchmark.csv", "psnr.png", "train_loss.png")
     out = SimpleNamespace(**{k: str(a.out / n) for k, n in zip(("table", "csv", "psnr", "loss"), names)})
