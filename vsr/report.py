@@ -30,34 +30,35 @@ SMOKE_ITERS = 100  # runs shorter than this are smoke runs: every stage ran, no 
 SUM_TOLERANCE = 0.05  # compute + idle must be within 5% of wall
 NA_CPU = "n/a (CPU)"
 
-# The table's columns and what each means (the table's note: one sentence each).
+# The table's columns (the seed's first, in the seed's order) and what each means (the table's
+# note: one sentence each).
 COLUMNS = {
     "Data loader": "NVVL decodes the .mp4 scenes (NVDEC on GPUs, PyAV on CPU); .png reads frame "
     "folders through a PyTorch DataLoader.",
     "Input resolution": "the frames the loader reads.",
     "Crop size": "the random training crop (none: the whole frame, cut to a multiple of 64).",
-    "Numerical precision": "the step's autocast dtype (on CPU only the loader's output dtype; "
-    "compute stays fp32).",
+    "Numerical precision": "the step's autocast dtype (on CPU only the loader's output dtype; compute"
+    " stays fp32).",
     "PyTorch loader workers (.png only)": "DataLoader worker processes of the .png loader.",
     "Batch size": "windows per GPU (or CPU process) per iteration.",
-    "Iterations": "training iterations the run has done.",
-    "CPU load (cores)": "mean CPU use of the run's own process tree (trainer, loader workers, "
-    "decoder processes), in cores, sampled every 0.5 s in the steady state.",
+    "CPU load (cores)": "mean CPU use of the run's own process tree (trainer, loader workers, decoder"
+    " processes), in cores, sampled every 0.5 s in the steady state.",
+    "Peak host memory (%)": "peak PSS of the run's process tree as % of RAM.",
+    "Disk space for dataset (GB)": "the files the loader reads (data/<res>/scenes or frames), hidden "
+    "temporaries not counted.",
+    "Per iteration data time (ms, synced sample)": "the seed's figure: next() timed between two "
+    "device synchronisations on every data_time_every-th iteration (the sync lets the loader catch "
+    "up, so it understates the loader's cost).",
     "Load average (1 min)": "the machine's 1-minute load average over the same samples (all of its "
     "work, not only this run's).",
-    "Peak host memory (%)": "peak PSS of the run's process tree as % of RAM.",
-    "Disk space for dataset (GB)": "the files the loader reads (data/<res>/scenes or frames), "
-    "hidden temporaries not counted.",
+    "Iterations": "training iterations the run has done.",
     "Wall (ms/it)": "batch x processes / Images/s: the steady-state time of one iteration.",
     "Compute (ms/it)": "mean time from the start to the end of a step's work: CUDA events on the "
     "training stream on a GPU, host timestamps of the same boundaries on CPU (where ops run "
     "synchronously).",
     "Idle (ms/it)": "mean time from the end of one step's work (or of a validation, checkpoint or "
-    "image-logging pause) to the start of the next: the device waiting for the host and the "
-    "loader, measured like Compute, so Compute + Idle = Wall.",
-    "Synced data time, sampled (ms)": "the seed's figure: next() timed between two device "
-    "synchronisations on every data_time_every-th iteration (the sync lets the loader catch up, so "
-    "it understates the loader's cost).",
+    "image-logging pause) to the start of the next: the device waiting for the host and the loader, "
+    "measured like Compute, so Compute + Idle = Wall.",
     "next() wait (ms)": "host time spent in next() on every iteration, unsynchronised (mean).",
     "next() wait p95 (ms)": "the 95th percentile of the same.",
     "Images/s": "training windows per second over all processes in the steady state (after "
@@ -65,8 +66,8 @@ COLUMNS = {
     "TFLOP/s per GPU": "the useful FLOPs of a step (torch's FlopCounterMode) x steps per second, per GPU.",
     "GPU busy, events (%)": "Compute / Wall.",
     "GPU busy, NVML (%)": "mean of NVML's utilisation samples (the share of time any kernel ran).",
-    "Val PSNR (dB)": "Y-PSNR of the model (BT.601 studio range, x4, 4-px border) on the val clips "
-    "at the last validation, mean over clips.",
+    "Val PSNR (dB)": "Y-PSNR of the model (BT.601 studio range, x4, 4-px border) on the val clips at "
+    "the last validation, mean over clips.",
     "PSNR gain over bicubic (dB)": "Val PSNR minus bicubic x4 on the same frames.",
     "Device": "the trainer's device x processes.",
 }
@@ -146,7 +147,7 @@ def _timing(run: Run) -> dict:
         "Wall (ms/it)": wall,
         "Compute (ms/it)": compute,
         "Idle (ms/it)": idle,
-        "Synced data time, sampled (ms)": _col(steady, "data_ms").mean(),
+        "Per iteration data time (ms, synced sample)": _col(steady, "data_ms").mean(),
         "next() wait (ms)": wait.mean(),
         "next() wait p95 (ms)": wait.quantile(0.95),
         "GPU busy, events (%)": 100 * compute / wall,
