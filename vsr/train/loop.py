@@ -137,10 +137,11 @@ class Trainer:
                 if self._epoch(bar):
                     break
                 self.epoch, self.pos = self.epoch + 1, 0
+            t_end = sync(self.device)  # the steady state ends with the last step's work
             self.meter.drain()
         finally:
             bar.close()  # so that a stop message is the last line
-        return self._finish()
+        return self._finish(t_end)
 
     def _epoch(self, bar) -> bool:
         """Steps until the loader runs dry (False) or the run has all its iterations (True)."""
@@ -255,8 +256,8 @@ class Trainer:
         }
         rs.save_state(state, self.out)
 
-    def _finish(self) -> dict:
-        summary = self._summary(sync(self.device))
+    def _finish(self, t_end: float) -> dict:
+        summary = self._summary(t_end)
         self._save(summary)
         if self.rank == 0:
             publish(self.out, self.model, self.cfg, self.it, summary, self.hist)
