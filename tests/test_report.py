@@ -2,6 +2,7 @@
 over training with bicubic references, and the 4-panel side-by-side sample."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -12,7 +13,7 @@ from conftest import PY, ROOT, run
 from tiny import make_clip
 
 from vsr.infer.sample import GAP, HEADER, sample_image
-from vsr.report import aggregate, plot
+from vsr.report import COLUMNS, aggregate, plot, sum_note
 
 CFG = {
     "loader": "nvvl",
@@ -64,8 +65,19 @@ def test_psnr_plot_is_a_curve_per_run_with_bicubic_per_resolution(runs):
     val = [json.loads(x) for p in paths for x in open(p) if '"val"' in x]
     bic = next(k for k in val[0] if k.startswith("bicubic/psnr"))  # mean over the runs' val records
     assert shown["bicubic"]["540p"] == pytest.approx(np.mean([v[bic] for v in val]))
+    assert shown["ylabel"] == ["Y-PSNR (dB), x4, border 4", "MSE on Y"]
+    assert shown["xticks"] and all(float(t).is_integer() for t in shown["xticks"])  # whole iterations
+    assert shown["legend_beside"] == [True, True]  # the legends sit right of the axes, over no line
+    train = [[json.loads(x) for x in open(p) if '"train"' in x] for p in paths]
+    assert shown["loss"] == {  # every run's loss line, all its points
+        lab: ([r["iter"] for r in recs], [r["loss"] for r in recs])
+        for lab, recs in zip(("540p nvvl fp32", "540p nvvl bf16"), train)
+    }
     for name in ("psnr.png", "train_loss.png"):
-        assert cv2.imread(str(d / "results" / name)) is not None
+        img = cv2.imread(str(d / "results" / name))
+        assert img.shape[0] >= 400 and img.shape[1] > img.shape[0]  # a 8x4 in figure at 120 dpi
+        colours = {tuple(c) for c in img.reshape(-1, 3)[::7]}
+        assert len(colours) > 20  # drawn lines, text and legend, not a blank canvas
 
 
 def test_table_says_smoke_run_and_writes_atomically(runs, tmp_path):
@@ -87,6 +99,80 @@ def test_table_says_smoke_run_and_writes_atomically(runs, tmp_path):
         aggregate([*paths, str(bad / "metrics.jsonl")], STUDY, 0, out, data_root=d / "data")
     after = {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()}
     assert after == before  # no 0-byte or half-written table/CSV, no temporary files left
+
+
+def test_time_columns_add_up_on_a_tiny_run(runs, tmp_path):
+    """Compute + Idle = Wall per cell (host timestamps on CPU); GPU-only figures say n/a (CPU);
+    every number is fixed-point; the values are the metrics' own."""
+    d, paths = runs
+    out = outputs(tmp_path)
+    df = aggregate(paths, STUDY, 0, out, data_root=d / "data")
+    for path in paths:
+        r = df[df["run"] == str(Path(path).parent)].iloc[0]
+        recs = [json.loads(x) for x in open(path) if '"train"' in x]
+        steady = [x for x in recs if x["iter"] > 1]  # warmup_iters 1
+        mon = json.loads((Path(path).parent / "sysmon.json").read_text())
+        assert r["Wall (ms/it)"] == pytest.approx(2 * 1e3 / mon["images_per_s"])  # batch 2, 1 process
+        assert r["Compute (ms/it)"] == pytest.approx(np.mean([x["compute_ms"] for x in steady]))
+        assert r["Idle (ms/it)"] == pytest.approx(np.mean([x["idle_ms"] for x in steady]))
+        assert r["next() wait (ms)"] == pytest.approx(np.mean([x["wait_ms"] for x in steady]))
+        assert 0 < r["Idle (ms/it)"] < r["Compute (ms/it)"]
+        assert r["Compute (ms/it)"] + r["Idle (ms/it)"] == pytest.approx(r["Wall (ms/it)"], rel=0.05)
+        assert r["CPU load (cores)"] == pytest.approx(mon["cpu_percent_mean"] / 100)
+    text = open(out.table).read()
+    assert "Compute + Idle is within 5% of Wall in every cell." in text.splitlines()[2]
+    table = [ln for ln in text.splitlines() if ln.startswith("| NVVL")]
+    assert len(table) == 2 and all(ln.count("n/a (CPU)") == 3 for ln in table)
+    assert "e+" not in text and "e-0" not in text and "nan" not in text.lower()
+    for name in COLUMNS:  # each column defined below the table
+        assert f"- **{name}**: " in text
+    off = df.assign(sum_gap=[0.01, -0.2])
+    prec = off["Numerical precision"][1]
+    assert sum_note(off) == f"**Compute + Idle is not within 5% of Wall** in: 540p NVVL {prec} (-20%)."
+
+
+def test_table_takes_the_cell_from_the_run_not_its_folder(runs, tmp_path):
+    """A run in a misleadingly named folder is still the nvvl fp32 run; hidden temporaries
+    beside the scenes are not counted as the dataset."""
+    import shutil
+
+    d, paths = runs
+    moved = tmp_path / "runs/540p/png_fp16"
+    shutil.copytree(Path(paths[0]).parent, moved)
+    data = tmp_path / "data"
+    shutil.copytree(d / "data", data)
+    clean = aggregate([str(moved / "metrics.jsonl")], STUDY, 0, outputs(tmp_path), data_root=data)
+    expected = sum(f.stat().st_size for f in (data / "540p/scenes").glob("*/*.mp4")) / 1e9
+    junk = data / "540p/scenes/.scene_009.x1y2"  # an interrupted write
+    junk.mkdir()
+    (junk / "part.mp4").write_bytes(b"\0" * 10**6)
+    df = aggregate([str(moved / "metrics.jsonl")], STUDY, 0, outputs(tmp_path), data_root=data)
+    assert (df["Data loader"][0], df["Numerical precision"][0]) == ("NVVL", "fp32")
+    assert df["Disk space for dataset (GB)"][0] == clean["Disk space for dataset (GB)"][0] == expected
+
+
+def test_report_pages_render_the_table_and_a_readable_landing_page(runs, tmp_path, monkeypatch):
+    """report/table.rst shows results/table.md's table (through table.html) and
+    report/workflow.rst names the study in words, as Snakemake renders them (Jinja, then RST)."""
+    import jinja2
+    import yaml
+    from docutils.core import publish_parts
+
+    d, paths = runs
+    monkeypatch.chdir(tmp_path)  # the report is made in the workflow's directory
+    out = outputs(Path("."))
+    aggregate(paths, STUDY, 0, out, data_root=d / "data")
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    sm = SimpleNamespace(config=config, output=out, wildcards={})
+    env = jinja2.Environment()
+    page = {}
+    for name in ("table", "workflow"):
+        rst = env.from_string((ROOT / f"report/{name}.rst").read_text()).render(snakemake=sm)
+        page[name] = publish_parts(rst, writer_name="html")["html_body"]
+    assert "<table" in page["table"] and page["table"].count("<td>NVVL</td>") == 2
+    assert "Compute + Idle is within 5% of Wall" in page["table"]
+    assert "{'res'" not in page["workflow"] and "540p (no crop, batch 7)" in page["workflow"]
+    assert "720p (crop 540x960, batch 4)" in page["workflow"]
 
 
 def test_sample_has_four_panels(runs, tmp_path):

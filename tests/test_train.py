@@ -66,26 +66,32 @@ def test_ddp_two_processes_gloo(clipdir, tmp_path):
     assert json.loads((out / "sysmon.json").read_text())["world_size"] == 2
 
 
-def test_resume_after_sigkill(clipdir, tmp_path):
-    out = tmp_path / "res"
+def test_resume_after_sigkill_matches_an_uninterrupted_run(clipdir, tmp_path):
+    out, ref = tmp_path / "res", tmp_path / "ref"
     cfg = dict(CFG, iterations=8, loader="png")
     cmd = [PY, "-m", "vsr.train", "--cfg", json.dumps(cfg), "--data", str(clipdir), "--out", str(out)]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = out / "train_state.pt"
     t0 = time.time()
     while time.time() - t0 < 300:
-        if state.exists() and torch.load(state, weights_only=False)["iter"] >= 4:
+        if state.exists() and torch.load(state, weights_only=True)["iter"] >= 4:
             break
         time.sleep(0.2)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    done = torch.load(state, weights_only=False)["iter"]
+    done = torch.load(state, weights_only=True)["iter"]
     assert 4 <= done < 8 and not (out / "metrics.jsonl").exists()
     r = run(cmd, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"continuing from {state} at iteration {done}" in r.stdout
-    its = [x["iter"] for x in _lines(out) if x["kind"] == "train"]
+    assert f"continuing from {state} at iteration {done}" in r.stderr
+    assert train(cfg, clipdir, ref, timeout=600).returncode == 0  # the same run, never stopped
+    resumed, whole = _lines(out), _lines(ref)
+    its = [x["iter"] for x in resumed if x["kind"] == "train"]
     assert its == list(range(1, 9))  # the curve continues, no gap, no repeat
+    loss = {x["iter"]: x["loss"] for x in resumed if x["kind"] == "train"}
+    assert loss == {x["iter"]: x["loss"] for x in whole if x["kind"] == "train"}  # bit-equal on CPU
+    a, b = (torch.load(d / "final.pt", weights_only=True)["model"] for d in (out, ref))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_bad_data_dir_is_one_line(tmp_path):
@@ -163,3 +169,44 @@ def test_half_precision_runs_have_finite_losses(one_sequence, tmp_path, precisio
     assert len(losses) == 3 and all(0 < v < 1 for v in losses)
     val = [x for x in lines if x["kind"] == "val"][-1]
     assert 5 < val["model/psnr-Y-box4x-crop4"] < 60
+
+
+@pytest.fixture(scope="module")
+def two_val_clips(tmp_path_factory):
+    """Two different val scenes (9 and 15 frames, 256x128): data folders with each alone and both."""
+    from vsr.media.synth import render_frames
+    from vsr.media.transcode import encode_frames
+
+    d = tmp_path_factory.mktemp("twoval")
+    for i, (seed, n) in enumerate(((3, 9), (11, 15))):
+        frames = [f for _, f in render_frames(256, 128, 60, 1, 0.3, seed)][:n]
+        for where in (f"only{i}", "both"):
+            mp4 = d / where / "scenes" / "val" / f"scene_{i:03d}.mp4"
+            encode_frames(frames, mp4, 60, keyframe_interval=4)
+    return d
+
+
+def test_validation_over_two_clips_is_the_mean_of_per_clip_means(two_val_clips):
+    """Each clip counts once, whatever its number of windows (4 and 7 here): the score over both
+    clips is the mean of each clip validated alone, not the mean over all windows."""
+    from vsr.models.vsrnet import build_vsrnet
+    from vsr.train.config import merged
+    from vsr.train.setup import make_loader
+    from vsr.train.step import autocast_for
+    from vsr.train.validate import validate
+
+    cfg = merged(dict(CFG, val_stride=2, flownet={"mode": "none"}))
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    net = build_vsrnet(cfg)
+    got = {}
+    for where in ("only0", "only1", "both"):
+        loader = make_loader(cfg, two_val_clips / where, "val", 0, 1, cpu, False)
+        got[where] = validate(net, loader, cfg, cpu, 1, autocast_for(cfg, cpu))
+    both, one, two = got["both"], got["only0"], got["only1"]
+    assert (both["clips"], one["clips"], two["clips"]) == (2, 1, 1)
+    assert (one["count"], two["count"], both["count"]) == (4, 7, 11)
+    for key in ("model/psnr-Y-box4x-crop4", "bicubic/ssim-Y-box4x-crop4", "psnr_gain_over_bicubic"):
+        assert both[key] == pytest.approx((one[key] + two[key]) / 2, abs=1e-9), key
+    assert one[key] != pytest.approx(two[key])  # two different clips, not one clip twice
+    assert both["per_clip_psnr_gain"] == [one["per_clip_psnr_gain"][0], two["per_clip_psnr_gain"][0]]

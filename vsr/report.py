@@ -1,11 +1,19 @@
-"""Aggregate training runs into results/table.md, results/benchmark.csv and the plots."""
+"""Aggregate training runs into results/table.md (+ table.html for the Snakemake report),
+results/benchmark.csv and the plots. Each run's loader, precision, crop and batch are what it
+recorded (final.pt's settings), never guessed from folder names."""
 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import math
+import numbers
 import os
+import re
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -15,44 +23,81 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from vsr.fs import (
-    atomic_path,  # noqa: E402
-    dir_size_bytes,  # noqa: E402
-)
+import vsr.log  # noqa: E402
+from vsr.fs import atomic_path  # noqa: E402
 
 SMOKE_ITERS = 100  # runs shorter than this are smoke runs: every stage ran, no study numbers
+SUM_TOLERANCE = 0.05  # compute + idle must be within 5% of wall
+NA_CPU = "n/a (CPU)"
 
-COLUMNS = [  # the seed's columns, in the seed's order, then ours
-    "Data loader",
-    "Input resolution",
-    "Crop size",
-    "Numerical precision",
-    "PyTorch loader workers (.png only)",
-    "Batch size",
-    "CPU load",
-    "Peak host memory (%)",
-    "Disk space for dataset (GB)",
-    "Per iteration data time (ms)",
-    "Step time (ms)",
-    "Images/s",
-    "TFLOP/s per GPU",
-    "Val PSNR (dB)",
-    "PSNR gain over bicubic (dB)",
-    "GPU busy (%)",
-    "Device",
-]
+# The table's columns (the seed's first, in the seed's order) and what each means (the table's
+# note: one sentence each).
+COLUMNS = {
+    "Data loader": "NVVL decodes the .mp4 scenes (NVDEC on GPUs, PyAV on CPU); .png reads frame "
+    "folders through a PyTorch DataLoader.",
+    "Input resolution": "the frames the loader reads.",
+    "Crop size": "the random training crop (none: the whole frame, cut to a multiple of 64).",
+    "Numerical precision": "the step's autocast dtype (on CPU only the loader's output dtype; compute"
+    " stays fp32).",
+    "PyTorch loader workers (.png only)": "DataLoader worker processes of the .png loader.",
+    "Batch size": "windows per GPU (or CPU process) per iteration.",
+    "CPU load (cores)": "mean CPU use of the run's own process tree (trainer, loader workers, decoder"
+    " processes), in cores, sampled every 0.5 s in the steady state.",
+    "Peak host memory (%)": "peak PSS of the run's process tree as % of RAM.",
+    "Disk space for dataset (GB)": "the files the loader reads (data/<res>/scenes or frames), hidden "
+    "temporaries not counted.",
+    "Per iteration data time (ms, synced sample)": "the seed's figure: next() timed between two "
+    "device synchronisations on every data_time_every-th iteration (the sync lets the loader catch "
+    "up, so it understates the loader's cost).",
+    "Load average (1 min)": "the machine's 1-minute load average over the same samples (all of its "
+    "work, not only this run's).",
+    "Iterations": "training iterations the run has done.",
+    "Wall (ms/it)": "batch x processes / Images/s: the steady-state time of one iteration.",
+    "Compute (ms/it)": "mean time from the start to the end of a step's work: CUDA events on the "
+    "training stream on a GPU, host timestamps of the same boundaries on CPU (where ops run "
+    "synchronously).",
+    "Idle (ms/it)": "mean time from the end of one step's work (or of a validation, checkpoint or "
+    "image-logging pause) to the start of the next: the device waiting for the host and the loader, "
+    "measured like Compute, so Compute + Idle = Wall.",
+    "next() wait (ms)": "host time spent in next() on every iteration, unsynchronised (mean).",
+    "next() wait p95 (ms)": "the 95th percentile of the same.",
+    "Images/s": "training windows per second over all processes in the steady state (after "
+    "warmup_iters, pauses left out).",
+    "TFLOP/s per GPU": "the useful FLOPs of a step (torch's FlopCounterMode) x steps per second, per GPU.",
+    "GPU busy, events (%)": "Compute / Wall.",
+    "GPU busy, NVML (%)": "mean of NVML's utilisation samples (the share of time any kernel ran).",
+    "Val PSNR (dB)": "Y-PSNR of the model (BT.601 studio range, x4, 4-px border) on the val clips at "
+    "the last validation, mean over clips.",
+    "PSNR gain over bicubic (dB)": "Val PSNR minus bicubic x4 on the same frames.",
+    "Device": "the trainer's device x processes.",
+}
+TEXT = ("Data loader", "Input resolution", "Crop size", "Numerical precision", "Device")
+GPU_ONLY = ("TFLOP/s per GPU", "GPU busy, events (%)", "GPU busy, NVML (%)")
 
 
-def read_run(metrics_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+@dataclass
+class Run:
+    path: Path  # the run folder
+    train: pd.DataFrame
+    val: pd.DataFrame
+    sysmon: dict
+    cfg: dict  # the settings the run trained with (final.pt)
+
+    @property
+    def label(self) -> str:
+        return f"{self.cfg['res']} {self.cfg['loader']} {self.cfg['precision']}"
+
+
+def read_run(metrics_path: str | Path) -> Run:
+    import torch
+
     p = Path(metrics_path)
     rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
     train = pd.DataFrame([r for r in rows if r["kind"] == "train"])
     val = pd.DataFrame([r for r in rows if r["kind"] == "val"])
     sysmon = json.loads((p.parent / "sysmon.json").read_text())
-    cfg = {}
-    loader, precision = p.parent.name.split("_", 1)
-    cfg.update(loader=loader, precision=precision, res=p.parent.parent.name)
-    return train, val, sysmon, cfg
+    cfg = torch.load(p.parent / "final.pt", map_location="cpu", weights_only=True)["cfg"]
+    return Run(p.parent, train, val, sysmon, cfg)
 
 
 def _commit() -> str:
@@ -71,59 +116,127 @@ def _commit() -> str:
         return "unknown"
 
 
-def build_rows(metrics_paths, study, png_workers, warmup: int = 1, data_root="data") -> pd.DataFrame:
-    study = {s["res"]: s for s in study}
-    out = []
-    for mp in metrics_paths:
-        train, val, mon, cell = read_run(mp)
-        s = study[cell["res"]]
-        warm = mon.get("warmup_iters", warmup)
-        steady = train[train["iter"] > warm] if (train["iter"] > warm).any() else train
-        data_dir = Path(data_root) / cell["res"] / ("scenes" if cell["loader"] == "nvvl" else "frames")
-        last = val.iloc[-1] if len(val) else {}
-        psnr_col = next((c for c in val.columns if c.startswith("model/psnr")), None)
-        crop = s.get("crop")
-        out.append(
-            {
-                "Data loader": "NVVL" if cell["loader"] == "nvvl" else ".png",
-                "Input resolution": cell["res"],
-                "Crop size": f"{crop[0]}x{crop[1]}" if crop else "none",
-                "Numerical precision": cell["precision"],
-                "PyTorch loader workers (.png only)": png_workers if cell["loader"] == "png" else "-",
-                "Batch size": s["batch"],
-                "CPU load": mon.get("load1_mean", float("nan")),
-                "Peak host memory (%)": mon.get("peak_mem_percent", float("nan")),
-                "Disk space for dataset (GB)": dir_size_bytes([data_dir]) / 1e9,
-                "Per iteration data time (ms)": steady["data_ms"].mean(),
-                "Step time (ms)": steady["step_ms"].median(),
-                "Images/s": mon.get("images_per_s") or steady["images_per_s"].mean(),
-                "TFLOP/s per GPU": mon.get("step_tflop", float("nan"))
-                * (mon.get("images_per_s") or float("nan"))
-                / (s["batch"] * mon.get("world_size", 1)),
-                "Val PSNR (dB)": last[psnr_col] if psnr_col else float("nan"),
-                "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan"))
-                if len(val)
-                else float("nan"),
-                "GPU busy (%)": mon.get("gpu_util_mean", float("nan")),
-                "Device": f"{mon.get('device', '?')} x{mon.get('world_size', 1)}",
-                # extra machine-readable columns for benchmark.csv
-                "cpu_percent": mon.get("cpu_percent_mean", float("nan")),
-                "peak_mem_gb": mon.get("peak_mem_gb", float("nan")),
-                "data_ms_p95": steady["data_ms"].quantile(0.95),
-                "backend": mon.get("backend", ""),
-                "iterations": int(train["iter"].max()),
-                "run": str(Path(mp).parent),
-            }
-        )
-    return pd.DataFrame(out)
+def visible_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder`, leaving out hidden ones and hidden folders' contents
+    (temporaries of an interrupted write)."""
+    if not folder.is_dir():
+        return 0
+    return sum(
+        f.stat().st_size
+        for f in folder.rglob("*")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    )
+
+
+def _col(df: pd.DataFrame, key: str) -> pd.Series:
+    return df[key].dropna() if key in df else pd.Series(dtype=float)
+
+
+def _timing(run: Run) -> dict:
+    """The time columns of one run (ms per iteration), from its steady-state records."""
+    mon, cfg, train = run.sysmon, run.cfg, run.train
+    warm = mon.get("warmup_iters", 1)
+    steady = train[train["iter"] > warm] if (train["iter"] > warm).any() else train
+    world = mon.get("world_size", 1)
+    ips = mon.get("images_per_s") or steady["images_per_s"].mean()
+    wall = cfg["batch"] * world / ips * 1e3
+    compute, idle = _col(steady, "compute_ms").mean(), _col(steady, "idle_ms").mean()
+    wait = _col(steady, "wait_ms")
+    return {
+        "Images/s": ips,
+        "Wall (ms/it)": wall,
+        "Compute (ms/it)": compute,
+        "Idle (ms/it)": idle,
+        "Per iteration data time (ms, synced sample)": _col(steady, "data_ms").mean(),
+        "next() wait (ms)": wait.mean(),
+        "next() wait p95 (ms)": wait.quantile(0.95),
+        "GPU busy, events (%)": 100 * compute / wall,
+        "GPU busy, NVML (%)": mon.get("gpu_util_mean", float("nan")),
+        "TFLOP/s per GPU": mon.get("step_tflop", float("nan")) * ips / (cfg["batch"] * world),
+        "sum_gap": (compute + idle) / wall - 1,
+        "step_ms_median": steady["step_ms"].median(),
+    }
+
+
+def _quality(run: Run) -> dict:
+    val = run.val
+    psnr_col = next((c for c in val.columns if c.startswith("model/psnr")), None)
+    last = val.iloc[-1] if len(val) else {}
+    return {
+        "Val PSNR (dB)": last[psnr_col] if psnr_col else float("nan"),
+        "PSNR gain over bicubic (dB)": last.get("psnr_gain_over_bicubic", float("nan")),
+    }
+
+
+def row(run: Run, data_root) -> dict:
+    """One table row (numbers, not yet formatted) and benchmark.csv's extra columns."""
+    cfg, mon = run.cfg, run.sysmon
+    folder = Path(data_root) / cfg["res"] / ("scenes" if cfg["loader"] == "nvvl" else "frames")
+    crop = cfg.get("crop")
+    return {
+        "Data loader": "NVVL" if cfg["loader"] == "nvvl" else ".png",
+        "Input resolution": cfg["res"],
+        "Crop size": f"{crop[0]}x{crop[1]}" if crop else "none",
+        "Numerical precision": cfg["precision"],
+        "PyTorch loader workers (.png only)": cfg["png_workers"] if cfg["loader"] == "png" else "-",
+        "Batch size": cfg["batch"],
+        "Iterations": int(run.train["iter"].max()),
+        "CPU load (cores)": mon.get("cpu_percent_mean", float("nan")) / 100,
+        "Load average (1 min)": mon.get("load1_mean", float("nan")),
+        "Peak host memory (%)": mon.get("peak_mem_percent", float("nan")),
+        "Disk space for dataset (GB)": visible_bytes(folder) / 1e9,
+        **_timing(run),
+        **_quality(run),
+        "Device": f"{mon.get('device', '?')} x{mon.get('world_size', 1)}",
+        "gpu": not str(mon.get("device", "CPU")).startswith("CPU"),
+        "peak_mem_gb": mon.get("peak_mem_gb", float("nan")),
+        "backend": mon.get("backend", ""),
+        "step_timing": mon.get("step_timing", ""),
+        "run": str(run.path),
+    }
+
+
+def build_rows(runs: list[Run], study, data_root="data") -> pd.DataFrame:
+    """The rows in the study's order (resolution, then loader and precision as named)."""
+    order = {s["res"]: i for i, s in enumerate(study)}
+    for r in runs:
+        if r.cfg["res"] not in order:
+            raise ValueError(f"{r.path}: resolution {r.cfg['res']} is not in the config's study")
+    runs = sorted(runs, key=lambda r: (order[r.cfg["res"]], r.cfg["loader"], r.cfg["precision"]))
+    return pd.DataFrame([row(r, data_root) for r in runs])
+
+
+def fixed(x, on_gpu: bool = True, gpu_only: bool = False) -> str:
+    """A table cell: fixed-point (never 3.39e+04), 'n/a' for a missing figure, 'n/a (CPU)' for
+    a GPU-only figure on a CPU run."""
+    if gpu_only and not on_gpu:
+        return NA_CPU
+    if isinstance(x, (str, bool, numbers.Integral)):
+        return str(x)
+    if x is None or pd.isna(x):
+        return "n/a"
+    if float(x).is_integer() and abs(x) >= 100:
+        return f"{x:.0f}"
+    if x == 0:
+        return "0"
+    decimals = 3 - math.floor(math.log10(abs(x)))  # 4 significant digits, in fixed point
+    return f"{x:.{min(max(decimals, 0), 6)}f}"
+
+
+def display(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as shown: every cell a string."""
+    cells = {}
+    for name in COLUMNS:
+        cells[name] = [fixed(v, g, name in GPU_ONLY) for v, g in zip(df[name], df["gpu"])]
+    return pd.DataFrame(cells)
 
 
 def smoke_note(df: pd.DataFrame) -> str:
     """The sentence that marks a table of smoke runs ('' when every run is long enough)."""
-    short = df[df["iterations"] < SMOKE_ITERS]
+    short = df[df["Iterations"] < SMOKE_ITERS]
     if short.empty:
         return ""
-    its = ", ".join(str(i) for i in sorted(set(short["iterations"])))
+    its = ", ".join(str(i) for i in sorted(set(short["Iterations"])))
     return (
         f"**Smoke run**: {len(short)} of {len(df)} runs trained only {its} iteration(s) "
         f"(< {SMOKE_ITERS}; the CPU default is 2): every stage ran for real, but their speed and "
@@ -131,91 +244,180 @@ def smoke_note(df: pd.DataFrame) -> str:
     )
 
 
-def aggregate(metrics_paths, study, png_workers, output, data_root="data") -> pd.DataFrame:
-    """Table, CSV and plots; each file is written whole or not at all (atomic rename)."""
-    df = build_rows(metrics_paths, study, png_workers, data_root=data_root)
-    df["smoke"] = df["iterations"] < SMOKE_ITERS
-    device = ", ".join(sorted(set(df["Device"])))
-    header = (
-        f"# VSRNet loader benchmark\n\n{smoke_note(df)}Measured on {device}, "
-        f"{dt.date.today().isoformat()}, commit {_commit()}. CPU load = mean 1-minute load "
-        "average during the steady state; peak host memory = peak PSS of the run's "
-        "process tree as % of RAM; data time = mean wait for the next batch (device "
-        "synchronised).\n\n"
+def sum_note(df: pd.DataFrame) -> str:
+    """Whether Compute + Idle is within SUM_TOLERANCE of Wall in every cell (naming those not)."""
+    off = df[~(df["sum_gap"].abs() <= SUM_TOLERANCE)]
+    if off.empty:
+        return f"Compute + Idle is within {SUM_TOLERANCE:.0%} of Wall in every cell."
+    cells = "; ".join(
+        f"{r['Input resolution']} {r['Data loader']} {r['Numerical precision']} "
+        f"({'n/a' if pd.isna(r['sum_gap']) else f'{r.sum_gap:+.0%}'})"
+        for _, r in off.iterrows()
     )
-    table = df[COLUMNS].to_markdown(index=False, floatfmt=".3g")
-    plot(metrics_paths, output.psnr, output.loss)
+    return f"**Compute + Idle is not within {SUM_TOLERANCE:.0%} of Wall** in: {cells}."
+
+
+def note(df: pd.DataFrame) -> str:
+    """The paragraph above the table: smoke runs, where and when, whether the times add up."""
+    device = ", ".join(sorted(set(df["Device"])))
+    return (
+        f"{smoke_note(df)}Measured on {device}, {dt.date.today().isoformat()}, commit {_commit()}. "
+        f"{sum_note(df)} {NA_CPU}: a GPU-only figure on a CPU run; the columns are defined below."
+    )
+
+
+def markdown(shown: pd.DataFrame) -> str:
+    """The table (text left, numbers right, printed as formatted) and the column definitions."""
+    align = ["left" if name in TEXT else "right" for name in shown.columns]
+    table = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
+    defs = "\n".join(f"- **{name}**: {text}" for name, text in COLUMNS.items())
+    return f"{table}\n\nColumns:\n\n{defs}\n"
+
+
+def aggregate(metrics_paths, study, png_workers, output, data_root="data") -> pd.DataFrame:
+    """Table (markdown and HTML), CSV and plots; each file is written whole or not at all.
+    `study`: the config's study (its order orders the rows). `png_workers` is not used: the
+    table shows what each run recorded."""
+    runs = [read_run(p) for p in metrics_paths]
+    df = build_rows(runs, study, data_root=data_root)
+    df["smoke"] = df["Iterations"] < SMOKE_ITERS
+    shown, text = display(df), note(df)
+    plot(runs, output.psnr, output.loss)
     with atomic_path(output.csv) as tmp:
         df.to_csv(tmp, index=False)
+    with atomic_path(getattr(output, "html", None) or Path(output.table).with_suffix(".html")) as tmp:
+        tmp.write_text(html_table(text, shown))
     with atomic_path(output.table) as tmp:
-        tmp.write_text(header + table + "\n")
+        tmp.write_text(f"# VSRNet loader benchmark\n\n{text}\n\n{markdown(shown)}")
     return df
 
 
-def plot(metrics_paths, psnr_png, loss_png) -> dict:
-    """Validation PSNR over training iterations (one curve per run, coloured by resolution;
-    bicubic dashed per resolution) and the training loss. Returns what the PSNR plot shows:
-    {"runs": {label: (iters, psnr)}, "bicubic": {res: psnr}}."""
-    fig1, ax1 = plt.subplots(figsize=(7, 4))
-    fig2, ax2 = plt.subplots(figsize=(7, 4))
-    shown = {"runs": {}, "bicubic": {}}
-    colours, markers, bicubic = {}, {}, {}
-    for mp in metrics_paths:
-        train, val, _, cell = read_run(mp)
-        colour = colours.setdefault(cell["res"], f"C{len(colours)}")
-        marker = "os^Dvx*+"[markers.setdefault(cell["res"], 0) % 8]
-        markers[cell["res"]] += 1
-        label = f"{cell['res']} {cell['loader']} {cell['precision']}"
-        ax2.plot(train["iter"], train["loss"], label=label, color=colour, marker=marker, markersize=3)
-        col = next((c for c in val.columns if c.startswith("model/psnr")), None)
-        if col:
-            ax1.plot(val["iter"], val[col], marker=marker, color=colour, label=label)
-            shown["runs"][label] = (val["iter"].tolist(), val[col].tolist())
-            bcol = col.replace("model/", "bicubic/")
-            if bcol in val:  # the same val frames for every run of a res: one reference line
-                bicubic.setdefault(cell["res"], []).extend(val[bcol].tolist())
-            ax1.set_ylabel(col.split("/", 1)[1] + " (dB)")
-    for res, values in bicubic.items():
+def html_table(text: str, shown: pd.DataFrame) -> str:
+    """The same table for the Snakemake report (report/table.rst includes it)."""
+    defs = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in COLUMNS.items())
+    body = shown.to_html(index=False, border=0, classes="table table-sm")
+    return f"<p>{html.escape(text).replace('**', '')}</p>\n{body}\n<p>Columns:</p><ul>{defs}</ul>\n"
+
+
+def psnr_label(column: str) -> str:
+    """'model/psnr-Y-box4x-crop4' -> 'Y-PSNR (dB), x4, border 4'."""
+    m = re.search(r"box(\d+)x-crop(\d+)", column)
+    return f"Y-PSNR (dB), x{m[1]}, border {m[2]}" if m else "Y-PSNR (dB)"
+
+
+def _style(runs: list[Run]) -> list[dict]:
+    """Per run: colour by resolution; marker, line style and size by its place in the list, so
+    that runs with identical curves (nvvl and png see the same windows) stay visible."""
+    colours, out = {}, []
+    for i, r in enumerate(runs):
+        colour = colours.setdefault(r.cfg["res"], f"C{len(colours)}")
+        size = 3 + 1.5 * (len(runs) - 1 - i)  # concentric rings where points coincide
+        out.append(
+            dict(color=colour, marker="osD^v<>p"[i % 8], markersize=size, fillstyle="none")
+            | dict(linestyle=("-", "--", "-.", ":")[i % 4], label=r.label)
+        )
+    return out
+
+
+def _psnr_panel(ax, runs, styles) -> dict:
+    shown, bicubic = {"runs": {}, "bicubic": {}}, {}
+    for r, st in zip(runs, styles):
+        col = next((c for c in r.val.columns if c.startswith("model/psnr")), None)
+        if not col:
+            continue
+        ax.plot(r.val["iter"], r.val[col], **st)
+        shown["runs"][r.label] = (r.val["iter"].tolist(), r.val[col].tolist())
+        ax.set_ylabel(psnr_label(col))
+        bcol = col.replace("model/", "bicubic/")
+        if bcol in r.val:  # the same val frames for every run of a res: one reference line
+            bicubic.setdefault(r.cfg["res"], (st["color"], []))[1].extend(r.val[bcol].tolist())
+    for res, (colour, values) in bicubic.items():
         v = shown["bicubic"][res] = sum(values) / len(values)
-        ax1.axhline(v, linestyle="--", color=colours[res], label=f"bicubic {res} ({v:.2f} dB)")
-    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax1.set_xlabel("training iteration")
-    ax1.set_title("validation PSNR over training")
-    ax2.set_xlabel("training iteration")
-    ax2.set_ylabel("MSE on Y")
-    ax2.set_yscale("log")
-    ax2.set_title("training loss")
-    for fig, ax, path in ((fig1, ax1, psnr_png), (fig2, ax2, loss_png)):
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-        plt.close(fig)
+        ax.axhline(v, linestyle="--", color=colour, linewidth=1, label=f"bicubic {res} ({v:.2f} dB)")
+    ax.set_title("validation PSNR over training")
     return shown
 
 
-SEED_STUDY = [{"res": "540p", "crop": None, "batch": 7}, {"res": "720p", "crop": [540, 960], "batch": 4}]
+def _loss_panel(ax, runs, styles) -> dict:
+    shown = {}
+    for r, st in zip(runs, styles):
+        ax.plot(r.train["iter"], r.train["loss"], **st)
+        shown[r.label] = (r.train["iter"].tolist(), r.train["loss"].tolist())
+    ax.set_ylabel("MSE on Y")
+    ax.set_yscale("log")
+    ax.set_title("training loss")
+    return shown
+
+
+def plot(runs, psnr_png, loss_png) -> dict:
+    """Validation PSNR over training iterations (one curve per run, coloured by resolution;
+    bicubic dashed per resolution) and the training loss. `runs`: Run objects or metrics paths.
+    Returns what the plots show: {"runs": {label: (iters, psnr)}, "bicubic": {res: psnr},
+    "loss": {label: (iters, loss)}, "xticks": [tick positions of both plots], "ylabel": [both],
+    "legend_beside": [both legends right of their axes]}."""
+    runs = [r if isinstance(r, Run) else read_run(r) for r in runs]
+    styles = _style(runs)
+    last = max((int(r.train["iter"].max()) for r in runs), default=1)
+    shown, ticks = {}, []
+    for kind, path in (("psnr", psnr_png), ("loss", loss_png)):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        if kind == "psnr":
+            shown.update(_psnr_panel(ax, runs, styles))
+        else:
+            shown["loss"] = _loss_panel(ax, runs, styles)
+        ax.set_xlim(0, last + max(1, last // 20))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("training iteration")
+        legend = ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ticks += [t for t in ax.get_xticks() if 0 <= t <= ax.get_xlim()[1]]
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
+        beside = legend.get_window_extent().x0 >= ax.get_window_extent().x1  # never over a line
+        shown.setdefault("legend_beside", []).append(beside)
+        shown.setdefault("ylabel", []).append(ax.get_ylabel())
+        plt.close(fig)
+    shown["xticks"] = ticks
+    return shown
+
+
+def read_config(paths) -> dict:
+    """config.yaml and overlays, merged in order as `snakemake --configfile a b` merges them."""
+    import yaml
+
+    out: dict = {}
+    for p in paths:
+        for k, v in (yaml.safe_load(Path(p).read_text()) or {}).items():
+            out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def main(argv=None) -> None:
-    """`python -m vsr.report --runs RUNS --data DATA --out DIR`: the table and plots from run
-    folders made outside Snakemake (e.g. tools/gpu_study.sh on a machine without it)."""
+    """`python -m vsr.report --runs RUNS --data DATA --config config.yaml [overlay.yaml] --out DIR`:
+    the table and plots from run folders made outside Snakemake."""
     import argparse
     from types import SimpleNamespace
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--runs", type=Path, required=True, help="folder of {res}/{loader}_{precision}/")
     ap.add_argument("--data", type=Path, required=True, help="folder of {res}/scenes|frames")
-    ap.add_argument("--png-workers", type=int, default=10)
+    ap.add_argument(
+        "--config",
+        type=Path,
+        nargs="+",
+        default=[Path(__file__).parents[1] / "config.yaml"],
+        help="the workflow config (and overlays) whose study the runs belong to",
+    )
+    ap.add_argument("--png-workers", type=int, help="ignored: the table shows each run's own setting")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     runs = sorted(str(p) for p in a.runs.glob("*/*/metrics.jsonl"))
     if not runs:
-        raise SystemExit(f"{a.runs}: no */*/metrics.jsonl")
+        vsr.log.get("vsr.report").error(f"error: {a.runs}: no */*/metrics.jsonl")
+        sys.exit(1)
     a.out.mkdir(parents=True, exist_ok=True)
     names = ("table.md", "benchmark.csv", "psnr.png", "train_loss.png")
     out = SimpleNamespace(**{k: str(a.out / n) for k, n in zip(("table", "csv", "psnr", "loss"), names)})
-    aggregate(runs, SEED_STUDY, a.png_workers, out, data_root=a.data)
+    aggregate(runs, read_config(a.config)["study"], None, out, data_root=a.data)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,15 @@ import torch
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
-    decay, no_decay, flow = [], [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
+    """Decayed SR weights, undecayed SR biases / norms, and FlowNet (the model's
+    `flow_parameters()`, where it has them)."""
+    flow = [p for p in getattr(model, "flow_parameters", list)() if p.requires_grad]
+    is_flow = {id(p) for p in flow}
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in is_flow:
             continue
-        if name.startswith("flownet."):
-            flow.append(p)
-        elif p.ndim > 1:
+        if p.ndim > 1:
             decay.append(p)
         else:
             no_decay.append(p)

@@ -14,6 +14,7 @@ frames (the study's own val scenes), each beside zero flow and OpenCV DIS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,23 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import vsr.log
 from vsr.fs import atomic_path
 from vsr.media.render import make_scene, pair_flow, render
 from vsr.models.flownet_sd import DIV_FLOW, FlowNetSD
 from vsr.models.vsrnet import degrade, dis_flow, rgb_to_y
 from vsr.models.warp import warp
+from vsr.train.config import PretrainConfig, pretrain_config
 
-DEFAULTS = {
-    "iterations": 2000,
-    "batch": 8,
-    "size": 256,
-    "lr": 1e-4,
-    "min_speed": 0.005,
-    "max_speed": 4.0,
-    "eval_pairs": 16,
-    "workers": 0,
-    "seed": 0,
-}
 SCALE_WEIGHTS = (0.32, 0.16, 0.08, 0.04, 0.02)  # flow2 .. flow6, as flownet2-pytorch's MultiScale
 
 
@@ -161,28 +153,47 @@ def save_checkpoint(net: FlowNetSD, path, iteration: int, epe: float) -> None:
         torch.save({"epoch": iteration, "state_dict": net.state_dict(), "best_EPE": epe}, tmp)
 
 
-def pretrain(width: float, cfg: dict, checkpoint, metrics, val_clips=(), device=None, log=print) -> dict:
+def pretrain(width: float, cfg: dict, checkpoint, metrics, val_clips=(), device=None, log=None) -> dict:
     """Train FlowNet-SD(width) on rendered pairs; write the checkpoint and a metrics JSON
-    (held-out EPE and real-pair warp PSNR, each beside zero flow and DIS). Returns the metrics."""
-    cfg = {**DEFAULTS, **cfg}
-    if not 0 < cfg["min_speed"] < cfg["max_speed"]:
-        raise ValueError(
-            f"flownet.pretrain: need 0 < min_speed < max_speed, got {cfg['min_speed']} and {cfg['max_speed']}"
-        )
+    (held-out EPE and real-pair warp PSNR, each beside zero flow and DIS). Returns the metrics.
+    `cfg`: flownet.pretrain's settings (defaults and checks: the config schema's)."""
+    c = pretrain_config(cfg)
+    log = log or vsr.log.get("vsr.pretrain_flownet").info
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(c.seed)
     net = FlowNetSD(width).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg["iterations"], eta_min=cfg["lr"] / 20)
     held = [
-        render_pair(
-            np.random.default_rng([cfg["seed"], 10**6, i]), cfg["size"], cfg["max_speed"], cfg["min_speed"]
-        )
-        for i in range(cfg["eval_pairs"])
+        render_pair(np.random.default_rng([c.seed, 10**6, i]), c.size, c.max_speed, c.min_speed)
+        for i in range(c.eval_pairs)
     ]
-    real = real_pairs(val_clips, cfg["size"], cfg["eval_pairs"]) if val_clips else []
-    stream = PairStream(cfg["size"], cfg["max_speed"], cfg["min_speed"], cfg["seed"])
-    loader = torch.utils.data.DataLoader(stream, batch_size=cfg["batch"], num_workers=cfg["workers"])
+    real = real_pairs(val_clips, c.size, c.eval_pairs) if val_clips else []
+    t0 = time.time()
+    it = _fit(net, c, device, log)
+    out = {
+        "width": width,
+        "iterations": it,
+        "seconds": round(time.time() - t0, 1),
+        "config": dataclasses.asdict(c),
+        "epe_rendered_hr_px": epe_table(net, held, device),
+    }
+    if real:
+        out["warp_psnr_real_db"] = warp_psnr_table(net, real, device)
+        out["real_pairs"] = len(real)
+    save_checkpoint(net, checkpoint, it, out["epe_rendered_hr_px"]["flownet"])
+    with atomic_path(metrics) as tmp:
+        tmp.write_text(json.dumps(out, indent=1))
+    log(f"held-out EPE (HR px): {out['epe_rendered_hr_px']}")
+    if real:
+        log(f"warp PSNR on {len(real)} real pairs (dB): {out['warp_psnr_real_db']}")
+    return out
+
+
+def _fit(net: FlowNetSD, c: PretrainConfig, device, log) -> int:
+    """Adam with a cosine schedule on the endless pair stream; returns the iterations done."""
+    opt = torch.optim.Adam(net.parameters(), lr=c.lr, betas=(0.9, 0.999))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, c.iterations, eta_min=c.lr / 20)
+    stream = PairStream(c.size, c.max_speed, c.min_speed, c.seed)
+    loader = torch.utils.data.DataLoader(stream, batch_size=c.batch, num_workers=c.workers)
     t0, it = time.time(), 0
     for frames, flow in loader:
         it += 1
@@ -192,27 +203,8 @@ def pretrain(width: float, cfg: dict, checkpoint, metrics, val_clips=(), device=
         loss.backward()
         opt.step()
         sched.step()
-        if it % max(1, cfg["iterations"] // 10) == 0 or it == cfg["iterations"]:
-            log(
-                f"[pretrain_flownet] it {it}/{cfg['iterations']} loss {loss.item():.4f} "
-                f"({time.time() - t0:.0f} s)"
-            )
-        if it >= cfg["iterations"]:
-            break
-    out = {
-        "width": width,
-        "iterations": it,
-        "seconds": round(time.time() - t0, 1),
-        "config": cfg,
-        "epe_rendered_hr_px": epe_table(net, held, device),
-    }
-    if real:
-        out["warp_psnr_real_db"] = warp_psnr_table(net, real, device)
-        out["real_pairs"] = len(real)
-    save_checkpoint(net, checkpoint, it, out["epe_rendered_hr_px"]["flownet"])
-    with atomic_path(metrics) as tmp:
-        tmp.write_text(json.dumps(out, indent=1))
-    log(f"[pretrain_flownet] held-out EPE (HR px): {out['epe_rendered_hr_px']}")
-    if real:
-        log(f"[pretrain_flownet] warp PSNR on {len(real)} real pairs (dB): {out['warp_psnr_real_db']}")
-    return out
+        if it % max(1, c.iterations // 10) == 0 or it == c.iterations:
+            log(f"it {it}/{c.iterations} loss {loss.item():.4f} ({time.time() - t0:.0f} s)")
+        if it >= c.iterations:
+            return it
+    return it

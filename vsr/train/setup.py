@@ -92,12 +92,12 @@ def make_loader(cfg, data: Path, split: str, rank, world, device, train: bool):
 def build_model(cfg, device, world, log):
     fl = cfg["flownet"]
     if not fl["checkpoint"] and fl["mode"] in ("finetune", "frozen"):
-        log(
-            f"[vsr.train] flownet: no checkpoint, mode {fl['mode']}: FlowNet-SD (width {fl['width']}) "
+        log.info(
+            f"flownet: no checkpoint, mode {fl['mode']}: FlowNet-SD (width {fl['width']}) "
             "starts from zero flow and is trained end to end by the SR loss"
         )
     else:
-        log(f"[vsr.train] flownet: mode {fl['mode']}, checkpoint {fl['checkpoint']}")
+        log.info(f"flownet: mode {fl['mode']}, checkpoint {fl['checkpoint']}")
     model = build_vsrnet(cfg).to(device)
     if cfg["channels_last"] and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -107,43 +107,69 @@ def build_model(cfg, device, world, log):
     use_compile = cfg["compile"] is True or (cfg["compile"] == "auto" and device.type == "cuda")
     fwd = torch.compile(ddp) if use_compile else ddp
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log(
-        f"[vsr.train] trainable parameters: {n:,}; torch.compile {'on' if use_compile else 'off'}, "
+    log.info(
+        f"trainable parameters: {n:,}; torch.compile {'on' if use_compile else 'off'}, "
         f"channels_last {cfg['channels_last'] and device.type == 'cuda'}"
     )
     return model, ddp, fwd
 
 
-def resume_point(cfg, out: Path, rank, world, log):
-    """The checkpoint to continue from (None: start clean), decided once by rank 0; every rank
-    then reads the file rank 0 chose."""
-    decision = [None]
+def resume_point(cfg, out: Path, rank, world, log) -> tuple[dict | None, Path | None]:
+    """The checkpoint to continue from and its file ((None, None): start clean), decided once
+    by rank 0; every rank then reads the file rank 0 chose."""
+    decision = [None, None]  # the file to load, the reason the run cannot go on
+    st = None
     if rank == 0:
-        st, path = rs.load_state(out, "cpu", log)
-        hist = rs.History(out)
-        if st is not None and changed_settings(st["cfg"], cfg):
-            log(
-                "[vsr.train] settings changed since the checkpoint "
-                f"({', '.join(changed_settings(st['cfg'], cfg))}): "
-                "starting this run over"
-            )
-            st = None
-        elif st is not None and not hist.covers(st["iter"]):
-            log(
-                f"[vsr.train] {hist.path} does not hold iterations 1..{st['iter']} of the checkpoint: "
-                "starting over"
-            )
-            st = None
-        if st is None:
-            rs.discard_state(out)
-        else:
-            hist.truncate(st["iter"])
-        decision = [None if st is None else str(path)]
+        try:
+            st, path = _choose_state(cfg, out, log)
+            decision[0] = None if st is None else str(path)
+        except RunError as e:
+            decision[1] = str(e)
     if world > 1:
         dist.broadcast_object_list(decision, src=0)
+    if decision[1]:
+        raise RunError(decision[1])
     if decision[0] is None:
-        return None
-    return st if rank == 0 else torch.load(decision[0], map_location="cpu", weights_only=False)
+        return None, None
+    return (st if rank == 0 else rs.read_state(decision[0])), Path(decision[0])
+
+
+def _choose_state(cfg, out: Path, log):
+    """Rank 0: the readable checkpoint this run may continue (its history trimmed to it), or
+    (None, None) after discarding a run that must start over."""
+    st, path = rs.load_state(out, "cpu", log)
+    hist = rs.History(out)
+    why = _start_over_reason(st, cfg, hist) if st is not None else None
+    if why:
+        log.info(why)
+        st = None
+    if st is None:
+        rs.discard_state(out)
+        return None, None
+    if st["iter"] > cfg["iterations"]:
+        raise RunError(
+            f"{out} already has {st['iter']} iterations, more than train.iterations {cfg['iterations']}: "
+            f"raise train.iterations to at least {st['iter']}, or delete {out} to train {cfg['iterations']} "
+            "from scratch"
+        )
+    hist.truncate(st["iter"])
+    return st, path
+
+
+def _start_over_reason(st: dict, cfg: dict, hist: rs.History) -> str | None:
+    """The one line that says why a checkpoint cannot be continued, or None."""
+    changed = changed_settings(st["cfg"], cfg)
+    if "data_fingerprint" in changed:
+        old = st["cfg"].get("data_fingerprint", "")
+        return (
+            f"the training data changed since the checkpoint (data_fingerprint {old!r} -> "
+            f"{cfg['data_fingerprint']!r}): starting this run over"
+        )
+    if changed:
+        return f"settings changed since the checkpoint ({', '.join(changed)}): starting this run over"
+    if not hist.covers(st["iter"]):
+        return f"{hist.path} does not hold iterations 1..{st['iter']} of the checkpoint: starting over"
+    return None
 
 
 def take_lock(out: Path, rank, world) -> rs.RunLock | None:

@@ -12,6 +12,8 @@ with its whole history; a history that does not cover the checkpoint starts the 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from vsr.errors import RunError
+from vsr.fs import atomic_path
 
 
 class RunLock:
@@ -51,37 +54,69 @@ class RunLock:
             self.fd = None
 
 
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def _no_space_is_one_line(path: Path):
+    """A write that fails on a full disk becomes RunError("no space left writing <path>")."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if _disk_full(e, path.parent):
+            raise RunError(f"no space left writing {path}") from None
+        raise
+
+
+def _disk_full(e: Exception, folder: Path) -> bool:
+    """ENOSPC, or torch's zip writer failing ("unexpected pos") on a disk with no room left."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return False
+    return "unexpected pos" in str(e) or free < 1 << 20
+
+
+def atomic_save(obj, path: Path, keep_as: Path | None = None) -> None:
+    """torch.save(obj) onto `path`, whole or not at all (no temporary left behind); a full disk
+    is one line naming the file. `keep_as`: where the file it replaces moves, once the new one
+    is written whole."""
+    with _no_space_is_one_line(path), atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+        if keep_as is not None and path.exists():
+            os.replace(path, keep_as)
 
 
 def save_state(state: dict, out: Path) -> None:
-    """train_state.pt, keeping the previous one as train_state.prev.pt."""
-    cur, prev = out / "train_state.pt", out / "train_state.prev.pt"
-    if cur.exists():
-        os.replace(cur, prev)
-    atomic_save(state, cur)
+    """train_state.pt, keeping the previous one as train_state.prev.pt (a failed write leaves
+    both as they were)."""
+    atomic_save(state, out / "train_state.pt", keep_as=out / "train_state.prev.pt")
+
+
+def read_state(path, device="cpu") -> dict:
+    """A train_state file, loaded as data only (weights_only: a checkpoint never runs code)."""
+    st = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(st, dict) or "iter" not in st:
+        raise ValueError("not a train_state checkpoint")
+    return st
 
 
 def load_state(out: Path, device, log) -> tuple[dict | None, Path | None]:
     """The newest readable checkpoint and its file (falling back to the previous one, saying
-    so), or (None, None)."""
+    so), or (None, None). Temporaries of a write that was killed are removed."""
+    for stale in out.glob(".train_state.pt.*"):
+        stale.unlink(missing_ok=True)
     cur, prev = out / "train_state.pt", out / "train_state.prev.pt"
     errors = []
     for p in (cur, prev):
         if not p.exists():
             continue
         try:
-            st = torch.load(p, map_location=device, weights_only=False)
-            if not isinstance(st, dict) or "iter" not in st:
-                raise ValueError("not a train_state checkpoint")
-        except Exception as e:  # truncated, corrupt, foreign
+            st = read_state(p, device)
+        except Exception as e:  # truncated, corrupt, foreign, unsafe
             errors.append(f"{p} is unreadable ({type(e).__name__}: {str(e)[:80]})")
             continue
         if errors:
-            log(f"[vsr.train] warning: {errors[0]}: continuing from the previous checkpoint {p}")
+            log.warning(f"warning: {errors[0]}: continuing from the previous checkpoint {p}")
         return st, p
     if errors:
         raise RunError(f"{'; '.join(errors)}. Delete {out} (or the files named) to start this run over")
@@ -113,25 +148,25 @@ class History:
     def truncate(self, it: int) -> None:
         """Drop records past the checkpoint's iteration (they are about to be redone)."""
         keep = [r for r in self.records() if r["iter"] <= it]
-        tmp = self.path.with_name(".history.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
 
     def append(self, recs: list[dict]) -> None:
         if recs:
-            with open(self.path, "a") as f:
+            with _no_space_is_one_line(self.path), open(self.path, "a") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in recs))
 
     def publish(self, dest: Path) -> None:
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copyfile(self.path, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(self.path, tmp)
 
 
 def rng_state():
+    """Every generator's state as tensors and plain values (loadable with weights_only)."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss],
         "python": random.getstate(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
@@ -139,7 +174,8 @@ def rng_state():
 
 def set_rng_state(s):
     torch.set_rng_state(s["torch"].cpu())
-    np.random.set_state(s["numpy"])
+    kind, key, pos, has_gauss, gauss = s["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(s["python"])
     if s.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([t.cpu() for t in s["cuda"]])

@@ -1,10 +1,11 @@
 """One training step and the metrics that leave the device without stalling it.
 
 The step launches work and returns: no `.item()`, no isfinite check on the host, no timing
-syncs. GradScaler finds non-finite fp16 gradients on the device (fused AdamW skips the update),
-and `Meter` reads the losses back in blocks of `log_every` iterations through pinned memory one
-block late, so a NaN loss stops the run within 2 x log_every iterations, on every rank at once
-(the block is all-reduced), with the same one-line message as before.
+syncs (`StepClock` records CUDA events). GradScaler finds non-finite fp16 gradients on the
+device (fused AdamW skips the update), and `Meter` reads the losses and step timings back in
+blocks of `log_every` iterations through pinned memory one block late, so a NaN loss stops the
+run within 2 x log_every iterations, on every rank at once (the block is all-reduced), with one
+line.
 """
 
 from __future__ import annotations
@@ -51,28 +52,67 @@ def sync(device) -> float:
     return time.perf_counter()
 
 
+class StepClock:
+    """The boundaries of each step's device work. On CUDA: events recorded on the training
+    stream (no waiting; they are read back with the losses, a block late). On CPU, where ops run
+    synchronously, host timestamps of the same boundaries.
+
+    A stamp is (idle_from, start, end): compute = start -> end; idle = idle_from -> start, where
+    idle_from is the end of the previous step or of a pause (validation, checkpoint, images), so
+    idle is the time the device waited for the host and the loader."""
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        self.idle_from = None  # None before a run's first step: no idle to count
+        self.begin = None
+
+    def _mark(self):
+        if not self.cuda:
+            return time.perf_counter()
+        e = torch.cuda.Event(enable_timing=True)
+        e.record()
+        return e
+
+    def start(self) -> None:
+        self.begin = self._mark()
+
+    def end(self) -> tuple:
+        stamp = (self.idle_from, self.begin, self._mark())
+        self.idle_from = stamp[2]
+        return stamp
+
+    def resume(self) -> None:
+        """After a pause: idle counts from now."""
+        self.idle_from = self._mark()
+
+    @staticmethod
+    def read(stamp) -> tuple[float, float | None]:
+        """(compute ms, idle ms or None) of a finished stamp."""
+        idle_from, begin, end = stamp
+        if isinstance(begin, float):
+            return (end - begin) * 1e3, None if idle_from is None else (begin - idle_from) * 1e3
+        return begin.elapsed_time(end), None if idle_from is None else idle_from.elapsed_time(begin)
+
+
 class Meter:
-    """Per-iteration records whose device values (loss, lr, loss scale) arrive a block late."""
+    """Per-iteration records whose device values (loss, lr, steps skipped by the fp16 scaler,
+    step timing) arrive a block late."""
 
-    COLS = ("loss", "lr", "loss_scale")
+    COLS = ("loss", "lr", "skipped_steps")
 
-    def __init__(self, cfg, device, world, scaler, sched, emit):
+    def __init__(self, cfg, device, world, sched, emit):
         self.k, self.device, self.world = cfg["log_every"], device, world
-        self.scaler, self.sched, self.emit = scaler, sched, emit
+        self.sched, self.emit = sched, emit
         self.precision = cfg["precision"]
         self.block = torch.zeros(self.k, len(self.COLS), device=device)
-        self.host: list[dict] = []  # host-side fields of the iterations in `block`
+        self.host: list[tuple[dict, tuple]] = []  # (host-side fields, stamp) of `block`'s rows
         self.pending = None  # (host copy, event, records) of the previous block
-        self.ones = torch.ones((), device=device)
 
-    def add(self, rec: dict, loss: torch.Tensor) -> None:
+    def add(self, rec: dict, loss: torch.Tensor, stamp: tuple) -> None:
         i = len(self.host)
-        scale = (
-            self.scaler._scale if self.scaler.is_enabled() and self.scaler._scale is not None else self.ones
-        )
         lr = self.sched.opt.param_groups[0]["lr"]
-        self.block[i].copy_(torch.stack([loss.float(), lr.float(), scale.float()]))
-        self.host.append(rec)
+        self.block[i].copy_(torch.stack([loss.float(), lr.float(), self.sched.skipped.float()]))
+        self.host.append((rec, stamp))
         if len(self.host) == self.k:
             self.flush()
 
@@ -101,15 +141,15 @@ class Meter:
         host, event, recs = self.pending
         self.pending = None
         if event is not None:
-            event.synchronize()
-        rows = host.tolist()
-        for rec, row in zip(recs, rows):
+            event.synchronize()  # recorded after the block's steps: their events are done too
+        for (rec, stamp), row in zip(recs, host.tolist()):
             rec.update(zip(self.COLS, row))
+            rec["compute_ms"], rec["idle_ms"] = StepClock.read(stamp)
             if not math.isfinite(row[0]):
                 raise NonFiniteLoss(
                     f"loss is {row[0]} at iteration {rec['iter']} ({self.precision}): stopping"
                 )
-        self.emit(recs)
+        self.emit([rec for rec, _ in recs])
 
     def drain(self) -> None:
         """Everything recorded so far, emitted now (waits for the device: checkpoints, end)."""

@@ -1,5 +1,5 @@
-"""System measurements during a run's steady state: the seed's "CPU load" (1-minute load
-average), CPU % of the process tree, peak host memory, GPU utilisation and memory."""
+"""System measurements during a run's steady state: CPU use of the run's process tree (100% =
+one core), the system's 1-minute load average, peak host memory, GPU utilisation and memory."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class SysMon:
         self.samples: list[dict] = []
         self._stop = threading.Event()
         self._thread = None
+        self.started = False
         self.proc = psutil.Process(os.getpid())
         self.total = psutil.virtual_memory().total
 
@@ -75,6 +76,7 @@ class SysMon:
             self.samples.append(self._sample(nv, handle))
 
     def start(self) -> SysMon:
+        self.started = True
         self._thread = threading.Thread(target=self._run, daemon=True, name="sysmon")
         self._thread.start()
         return self
