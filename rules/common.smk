@@ -109,10 +109,14 @@ wildcard_constraints:
     precision="|".join(PRECISIONS),
 
 
+def scenes_csv(wildcards=None):
+    """data/scenes.csv, once the split_scenes checkpoint has run (jobs wait for it)."""
+    return checkpoints.split_scenes.get().output.csv
+
+
 def scene_rows(wildcards=None):
-    """Train and val rows of data/scenes.csv (not the dropped short scenes); known only once
-    the split_scenes checkpoint has run."""
-    return read_scenes(checkpoints.split_scenes.get().output.csv)
+    """Train and val rows of data/scenes.csv (not the dropped short scenes)."""
+    return read_scenes(scenes_csv())
 
 
 def scene_mp4s(wildcards):
@@ -137,7 +141,9 @@ def scene_files(wildcards):
 
 
 def data_fingerprint(path):
-    """sha256 of data/scenes.csv: it names the source's own sha256 and every scene."""
+    """sha256 of data/scenes.csv: it names the source's own sha256 and every scene. (A params
+    function reads it, not one of `input`: Snakemake's params rerun trigger skips those.)
+    """
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -163,7 +169,7 @@ def train_inputs(wildcards):
     return data
 
 
-def cell_cfg(wildcards, input):
+def cell_cfg(wildcards):
     """The training settings of one cell, as a shell-quoted JSON object."""
     cfg = dict(config["train"])
     cfg.update(STUDY[wildcards.res])
@@ -173,7 +179,7 @@ def cell_cfg(wildcards, input):
         model=config["model"],
         flownet=flownet_cfg(),
         nvvl=config["nvvl"],
-        data_fingerprint=data_fingerprint(input.csv),
+        data_fingerprint=data_fingerprint(scenes_csv()),
     )
     return shlex.quote(json.dumps(cfg, sort_keys=True))
 

@@ -1,7 +1,7 @@
 rule train:
     input:
         data=train_inputs,
-        csv="data/scenes.csv",
+        csv=scenes_csv,
     output:
         metrics="runs/{res}/{loader}_{precision}/metrics.jsonl",
         final="runs/{res}/{loader}_{precision}/final.pt",

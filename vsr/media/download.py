@@ -59,7 +59,7 @@ class _Progress:
             get_log("vsr.media").info(f"download {self.name}: {self.got / 1e6:.1f} MB{of}, {rate:.2f} MB/s")
 
 
-def _fetch(url: str, part: Path, timeout: float, deadline: float | None, t0: float) -> None:
+def _fetch(url: str, part: Path, timeout: float, deadline: float | None, t0: float, every: float) -> None:
     """Append the rest of `url` to `part`; every block is written as it arrives, so a stall or
     a cut keeps what came (MediaError naming the URL and the setting; _Short for a cut)."""
     have = part.stat().st_size if part.exists() else 0
@@ -71,7 +71,7 @@ def _fetch(url: str, part: Path, timeout: float, deadline: float | None, t0: flo
             have = 0
         length = resp.headers.get("Content-Length")
         total = int(length) + have if length is not None else None
-        bar = _Progress(part.name.removesuffix(".part"), total, have)
+        bar = _Progress(part.name.removesuffix(".part"), total, have, every)
         with open(part, "ab" if have else "wb") as f:
             while True:
                 if deadline is not None and time.monotonic() - t0 > deadline:
@@ -104,10 +104,12 @@ def download(
     sha256: str | None = None,
     timeout: float = 60,
     deadline: float | None = None,
+    progress_every: float = 10.0,
 ) -> Path:
     """Fetch `url` to `out`. A partial download (`out.part`, from a cut connection or an
     earlier run) is resumed with an HTTP Range request; `timeout`: seconds without data
-    (source.timeout), `deadline`: seconds for the whole download (source.deadline). The
+    (source.timeout), `deadline`: seconds for the whole download (source.deadline); a console
+    line every `progress_every` seconds. The
     finished file is checked against `sha256` (if given) and opened and decoded as a video
     before it is renamed onto `out`. A mismatch or a file that is not a readable video is
     deleted (a rerun downloads afresh) and raises MediaError."""
@@ -117,7 +119,7 @@ def download(
     t0 = time.monotonic()
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            _fetch(url, part, timeout, deadline, t0)
+            _fetch(url, part, timeout, deadline, t0, progress_every)
             break
         except _Short as e:
             if attempt == ATTEMPTS:
