@@ -1,4 +1,4 @@
-"""Issue 16, group 4 (and 7 for script rules): a bad or unusual source gets the right one-line
+"""A bad or unusual source gets the right one-line
 error naming the user's file, or is handled and logged; never a stretched picture."""
 
 import threading

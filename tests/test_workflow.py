@@ -61,7 +61,7 @@ def checkout(dst):
 
 
 def test_moved_or_copied_project_is_up_to_date(tmp_path):
-    """Issue 16, group 1 (workflow part): the checkout's path is no rerun trigger; group 7:
+    """The checkout's path is no rerun trigger, and
     the trainer's one-line error reaches the console."""
     a = checkout(tmp_path / "a")
     r = run(["snakemake", "--cores", "2", "train_nvvl_fp32"], cwd=a, timeout=300)
