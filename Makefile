@@ -16,4 +16,8 @@ test: install
 	. $(BIN)/activate && ruff check . && ruff format --check . && snakefmt --check Snakefile rules \
 	  && snakemake --lint && pytest -q tests
 
-.PHONY: install run test
+# everything a run made: data, training runs, results, logs, benchmarks, Snakemake's state
+clean:
+	rm -rf data runs results logs benchmarks .snakemake
+
+.PHONY: install run test clean

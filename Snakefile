@@ -1,5 +1,8 @@
 # vsr-pipeline: source video -> scenes -> per-resolution mp4 + PNG frames -> VSRNet training per
 # loader x precision -> results/table.md. Run: snakemake --cores all results/table.md
+from snakemake.utils import min_version
+
+min_version("9.27")
 
 
 configfile: "config.yaml"

@@ -1,5 +1,3 @@
-SRC = config["source"]
-
 if SRC["kind"] == "synthetic":
 
     rule synthesize:
@@ -13,8 +11,9 @@ if SRC["kind"] == "synthetic":
             "benchmarks/synthesize.tsv"
         conda:
             "../envs/vsr.yaml"
+        threads: all_cores()
         params:
-            synthetic=SRC.get("synthetic", {}),
+            synthetic=SRC["synthetic"],
         script:
             "../workflow/scripts/synthesize.py"
 
@@ -28,12 +27,15 @@ elif SRC["kind"] == "url":
             "data/source.mp4",
         log:
             "logs/download.log",
-        retries: 2
+        benchmark:
+            "benchmarks/download.tsv"
         conda:
             "../envs/vsr.yaml"
         params:
             url=SRC["url"],
-            sha256=SRC.get("sha256"),
+            sha256=SRC["sha256"],
+            timeout=SRC["timeout"],
+            deadline=SRC["deadline"],
         script:
             "../workflow/scripts/download.py"
 
@@ -46,6 +48,8 @@ else:
             "data/source.mp4",
         log:
             "logs/link_source.log",
+        benchmark:
+            "benchmarks/link_source.tsv"
         conda:
             "../envs/vsr.yaml"
         script:
@@ -69,9 +73,8 @@ checkpoint split_scenes:
         min_scene_len=config["scenes"]["min_scene_len"],
         val_every=config["scenes"]["val_every"],
         # a scene must hold one training window, else it is dropped (split=dropped in the csv)
-        min_frames=max(
-            config["scenes"]["min_scene_len"], config["train"].get("frames", 3)
-        ),
+        min_frames=max(config["scenes"]["min_scene_len"], config["train"]["frames"]),
+        resolutions=RESOLUTIONS,
     script:
         "../workflow/scripts/split_scenes.py"
 
@@ -108,10 +111,31 @@ rule extract_frames:
         "../workflow/scripts/extract_frames.py"
 
 
+# data/{res}/scenes and data/{res}/frames hold exactly scenes.csv's scenes (files of an earlier
+# source and temporaries of a killed job removed); the list is what the trainer depends on.
+rule scene_list:
+    input:
+        csv="data/scenes.csv",
+        files=scene_files,
+    output:
+        "data/{res}/{kind}.txt",
+    log:
+        "logs/scene_list/{res}/{kind}.log",
+    benchmark:
+        "benchmarks/scene_list/{res}/{kind}.tsv"
+    wildcard_constraints:
+        kind="scenes|frames",
+    localrule: True
+    conda:
+        "../envs/vsr.yaml"
+    script:
+        "../workflow/scripts/scene_list.py"
+
+
 rule data_res:
     input:
-        mp4=scene_mp4s,
-        frames=scene_frames,
+        "data/{res}/scenes.txt",
+        "data/{res}/frames.txt",
     output:
         touch("data/{res}/.complete"),
     localrule: True

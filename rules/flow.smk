@@ -21,7 +21,7 @@ rule pretrain_flownet:
         gpu=min(1, config["train"]["gpus"]),
     params:
         width=config["flownet"]["width"],
-        pretrain=config["flownet"].get("pretrain", {}),
+        pretrain=config["flownet"]["pretrain"],
         gpu=config["train"]["gpus"] > 0,
     script:
         "../workflow/scripts/pretrain_flownet.py"

@@ -14,6 +14,8 @@ rule sample:
         ),
     log:
         "logs/sample/{res}.log",
+    benchmark:
+        "benchmarks/sample/{res}.tsv"
     localrule: True
     conda:
         "../envs/vsr.yaml"
@@ -48,6 +50,8 @@ rule aggregate:
         ),
     log:
         "logs/aggregate.log",
+    benchmark:
+        "benchmarks/aggregate.tsv"
     localrule: True
     conda:
         "../envs/vsr.yaml"

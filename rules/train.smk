@@ -1,6 +1,7 @@
 rule train:
     input:
-        train_inputs,
+        data=train_inputs,
+        csv=scenes_csv,
     output:
         metrics="runs/{res}/{loader}_{precision}/metrics.jsonl",
         final="runs/{res}/{loader}_{precision}/final.pt",

@@ -1,4 +1,4 @@
-"""Issue 16, group 6: full and read-only disks, and the user's umask. Failures are made by the
+"""Full and read-only disks, and the user's umask. Failures are made by the
 OS (a file-size limit, a folder that cannot be created), not by mocks."""
 
 import os

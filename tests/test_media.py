@@ -1,11 +1,11 @@
+import hashlib
 import json
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+import logging
 
 import av
 import numpy as np
 import pytest
+from loopback import serve
 
 from vsr.media.download import download, sha256sum
 from vsr.media.io import MediaError, probe
@@ -61,36 +61,77 @@ def test_bad_inputs_give_one_line_errors(synth, tmp_path, kind):
 
 
 @pytest.fixture
-def server(tmp_path, synth):
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "v.bin").write_bytes(synth[0].read_bytes())  # a real video: downloads are decode-checked
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=root))
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
+def video_bytes(synth):
+    return synth[0].read_bytes()  # a real video: downloads are decode-checked
 
 
-def test_download_success_resume_and_mismatch(server, tmp_path):
-    url, root = server
-    want = sha256sum(root / "v.bin")
-    out = tmp_path / "a" / "source.mp4"
-    download(f"{url}/v.bin", out, want)
-    assert sha256sum(out) == want
-    # resume: a partial file with the first half is continued, not restarted
-    out2 = tmp_path / "b" / "source.mp4"
-    out2.parent.mkdir()
-    part = out2.with_name("source.mp4.part")
-    data = (root / "v.bin").read_bytes()
-    part.write_bytes(data[: len(data) // 2])
-    download(f"{url}/v.bin", out2, want)
-    assert sha256sum(out2) == want and not part.exists()
-    # mismatch: partial deleted, no final output, message names the URL
-    out3 = tmp_path / "c" / "source.mp4"
-    with pytest.raises(MediaError, match="sha256 mismatch"):
-        download(f"{url}/v.bin", out3, "0" * 64)
-    assert not out3.exists() and not out3.with_name("source.mp4.part").exists()
+def test_download_success_resume_and_mismatch(video_bytes, tmp_path):
+    want = hashlib.sha256(video_bytes).hexdigest()
+    srv = serve(video_bytes)
+    try:
+        out = tmp_path / "a" / "source.mp4"
+        download(srv.url, out, want)
+        assert sha256sum(out) == want and srv.ranges == [None]
+        # resume: a partial file with the first half is continued with a Range request
+        out2 = tmp_path / "b" / "source.mp4"
+        out2.parent.mkdir()
+        part = out2.with_name("source.mp4.part")
+        half = len(video_bytes) // 2
+        part.write_bytes(video_bytes[:half])
+        srv.sent = 0
+        download(srv.url, out2, want)
+        assert srv.ranges[-1] == f"bytes={half}-" and srv.sent == len(video_bytes) - half
+        assert sha256sum(out2) == want and not part.exists()
+        # mismatch: partial deleted, no final output, message names the URL
+        out3 = tmp_path / "c" / "source.mp4"
+        with pytest.raises(MediaError, match=f"{srv.url}: sha256 mismatch"):
+            download(srv.url, out3, "0" * 64)
+        assert not out3.exists() and not out3.with_name("source.mp4.part").exists()
+    finally:
+        srv.shutdown()
+
+
+def test_download_cut_at_half_is_detected_and_resumed(video_bytes, tmp_path):
+    srv = serve(video_bytes, "cut")
+    try:
+        out = download(srv.url, tmp_path / "source.mp4")
+    finally:
+        srv.shutdown()
+    half = len(video_bytes) // 2
+    assert srv.ranges == [None, f"bytes={half}-"]  # the second request continues the partial
+    assert out.read_bytes() == video_bytes
+
+
+def test_stalled_download_names_url_timeout_and_key_and_keeps_the_bytes(video_bytes, tmp_path):
+    srv = serve(video_bytes, "stall", pause=5)
+    out = tmp_path / "source.mp4"
+    try:
+        with pytest.raises(MediaError) as e:
+            download(srv.url, out, timeout=1)
+    finally:
+        srv.shutdown()
+    part = out.with_name("source.mp4.part")
+    assert str(e.value) == (
+        f"{srv.url}: no data for 1 s (source.timeout); 1000 bytes kept in {part}, a rerun resumes"
+    )
+    assert part.read_bytes() == video_bytes[:1000] and not out.exists()
+
+
+def test_trickling_download_hits_the_deadline_and_shows_progress(video_bytes, tmp_path):
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda r: lines.append(r.getMessage())
+    logging.getLogger("vsr.media").addHandler(handler)
+    srv = serve(video_bytes, "trickle", pause=0.2)
+    out = tmp_path / "source.mp4"
+    try:
+        with pytest.raises(MediaError, match=r"not finished after 2 s \(source\.deadline\); \d+ bytes kept"):
+            download(srv.url, out, timeout=5, deadline=2, progress_every=0.5)
+    finally:
+        logging.getLogger("vsr.media").removeHandler(handler)
+        srv.shutdown()
+    assert 5 <= out.with_name("source.mp4.part").stat().st_size <= 15
+    assert any(x.startswith("download source.mp4: 0.0 MB of ") for x in lines), lines
 
 
 def test_synthetic_is_deterministic(tmp_path):

@@ -1,4 +1,4 @@
-"""Issue 16, group 4 (and 7 for script rules): a bad or unusual source gets the right one-line
+"""A bad or unusual source gets the right one-line
 error naming the user's file, or is handled and logged; never a stretched picture."""
 
 import threading
@@ -14,6 +14,7 @@ from conftest import ROOT, run
 from videos import cut_in_half, encode, scene_frames
 
 from vsr.data.index import build_index
+from vsr.fs import sha256sum
 from vsr.media.download import download
 from vsr.media.io import MediaError, link_source, probe, run_ffmpeg
 from vsr.media.scenes import read_scenes, split_scenes
@@ -138,3 +139,24 @@ def test_script_rule_error_is_one_line_on_the_console(tmp_path):
     assert r.returncode != 0
     want = f"rule link_source: {tmp_path / 'clip.mp4'}: not a readable video (Invalid data found"
     assert any(x.startswith(want) for x in r.stderr.splitlines()), r.stderr[-2000:]
+
+
+def test_y4m_claiming_a_huge_size_is_one_clear_line(tmp_path):
+    bad = tmp_path / "big.y4m"
+    bad.write_bytes(b"YUV4MPEG2 W60000 H60000 F30:1 Ip A1:1 C420jpeg\nFRAME\n" + bytes(100_000))
+    with pytest.raises(MediaError) as e:
+        probe(bad)
+    assert str(e.value) == (
+        f"{bad}: its y4m header claims 60000x60000 frames, too large to decode (at most 268435456 pixels)"
+    )
+
+
+def test_source_smaller_than_a_resolution_is_refused_not_magnified(tmp_path):
+    src = encode(tmp_path / "small.mp4", scene_frames(640, 272))
+    with pytest.raises(
+        MediaError, match=r"^source 640x272 is smaller than 540p and 720p; drop 540p and 720p"
+    ):
+        split(src, tmp_path, resolutions=["540p", "720p"])
+    assert not (tmp_path / "scenes").exists() and not (tmp_path / "scenes.csv").exists()
+    rows, _ = split(encode(tmp_path / "ok.mp4", scene_frames(1280, 720)), tmp_path, resolutions=["720p"])
+    assert len(rows) == 3 and rows[0]["source_sha256"] == sha256sum(tmp_path / "ok.mp4")

@@ -52,11 +52,19 @@ def test_frames_have_detail():
         assert psnr(rgb_to_studio_y(bic), rgb_to_studio_y(hr)).item() < 33
 
 
-def test_one_scene_renders_as_in_the_whole_sequence():
-    """`vsr prepare` renders each scene in its own process (`only=`): same frames, same order."""
-    from vsr.media.synth import render_frames
-
-    whole = [(s, f) for s, f in render_frames(128, 96, 30, 3, 0.1, seed=2)]
-    one = [(s, f) for s, f in render_frames(128, 96, 30, 3, 0.1, seed=2, only=2)]
-    assert [s for s, _ in one] == [2, 2, 2]
-    assert all((a == b).all() for (_, a), (_, b) in zip(one, [x for x in whole if x[0] == 2]))
+def test_parallel_render_writes_the_serial_frames_and_flow(tmp_path):
+    """The synthesize rule renders in `threads` processes: the same frames, bytes and flow."""
+    args = dict(width=192, height=108, fps=30, scenes=3, seconds_per_scene=0.3, seed=2)
+    cuts = [synthesize(tmp_path / f"{w}.mp4", tmp_path / f"{w}.json", **args, workers=w) for w in (1, 3)]
+    assert cuts[0] == cuts[1] == [9, 18]
+    with av.open(str(tmp_path / "1.mp4")) as a, av.open(str(tmp_path / "3.mp4")) as b:
+        fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    assert len(fa) == len(fb) == 27 and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+    assert (tmp_path / "1.mp4").read_bytes() == (tmp_path / "3.mp4").read_bytes()
+    with np.load(flow_path(tmp_path / "1.mp4")) as x, np.load(flow_path(tmp_path / "3.mp4")) as y:
+        assert sorted(x.files) == sorted(y.files) and len(x.files) == 27 + 2
+        assert all(np.array_equal(x[k], y[k], equal_nan=True) for k in x.files)
+    for t in (0, 5, 20):  # pairs inside a scene
+        (f1, v1), (f3, v3) = (true_flow(flow_path(tmp_path / f"{w}.mp4"), t) for w in (1, 3))
+        assert np.array_equal(f1, f3) and np.array_equal(v1, v3) and v1.any()

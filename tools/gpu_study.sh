@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# The GPU measurements of docs/benchmarks.md, run on the lent machine (device tool), which has
-# torch but no ffmpeg/snakemake: data is made with PyAV (`vsr prepare`), cells are run with
-# `python -m vsr.train` using config/gpu.yaml's settings, the table with vsr.report.
-#   bash tools/gpu_study.sh prepare step bench train profile pack   (wheels in .whl/, results in $OUT)
+# The GPU measurements of docs/benchmarks.md, run on the lent machine (device tool) with the
+# wheels of ../shared/device.md ("Running the workflow there": snakemake, scenedetect,
+# imageio-ffmpeg, ...) in .whl/. Data and the study come from the workflow itself:
+#   study: snakemake results/table.md with config/gpu.yaml (+ STUDY_OVERLAY, default
+#          config/gpu_quick.yaml: the 8 cells in one 10-minute call); table, plots in $OUT
+#   data:  only the workflow's data (data/{res}/scenes|frames) for the bench stages below
+#   bash tools/gpu_study.sh data step bench profile pack   (results in $OUT)
 # The device tool brings back only a few files per call: end with `pack` (one $OUT/all.tgz).
 # The copy's git metadata can be stale there: pass VSR_COMMIT=<this checkout's HEAD> for tables.
 set -uo pipefail
 [ -d /tmp/site/PyNvVideoCodec ] || python3 -m pip install -q --no-index --no-deps --no-compile \
   --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
+export PYTHONPATH=/tmp/site:$PWD PATH=/tmp/site/bin:$PATH
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TQDM_DISABLE=1
-D=${VSR_DATA:-/tmp/vsrdata}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+D=data; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader > "$OUT/gpu.txt"
 B="python3 -m vsr.cli bench-loader --out $OUT/bench.csv --iters ${BENCH_ITERS:-60}"
 for what in "$@"; do case $what in
-prepare)
-  [ -f "$D/.ok" ] || { OMP_NUM_THREADS=1 python3 -m vsr.cli prepare --out "$D" --scenes 8 \
-    --seconds ${SECONDS_PER_SCENE:-5} --render ${RENDER:-2560 1440} --res ${RES:-540p 720p} \
-    --photo-scale ${PHOTO_SCALE:-0.5} && touch "$D/.ok"; }
+data|study)
+  SMK="python3 -m snakemake --cores all --resources gpu=1 --scheduler greedy"
+  CFG="--configfile config.yaml config/gpu.yaml ${STUDY_OVERLAY-config/gpu_quick.yaml}"
+  if [ $what = data ]; then $SMK data $CFG; else $SMK results/table.md $CFG && cp -r results benchmarks "$OUT/"; fi
   du -sb "$D"/*/scenes "$D"/*/frames | tee "$OUT/disk.txt" ;;
 bench)
   python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -3 | tee "$OUT/pytest_gpu.txt"
@@ -33,19 +36,6 @@ bench)
   $B --loader nvvl --backend nvdec --decoders 8 --data $D/540p --batch 7 --frames 3 --dtype fp16
   for dec in 1 7 8; do python3 -m vsr.cli nvdec-ceiling --data $D/540p --decoders $dec --out $OUT/ceiling.csv; done
   python3 -m vsr.cli nvdec-ceiling --data $D/720p --decoders 7 --out $OUT/ceiling.csv ;;
-train)
-  for res in ${TRAIN_RES:-540p 720p}; do
-    if [ $res = 540p ]; then extra='"batch": 7, "crop": null'; else extra='"batch": 4, "crop": [540, 960]'; fi
-    for l in ${LOADERS:-nvvl png}; do for p in ${PRECS:-fp32 fp16}; do
-      cfg="{\"loader\": \"$l\", \"precision\": \"$p\", \"res\": \"$res\", $extra, \"gpus\": 1,
-        \"iterations\": ${ITERS:-200}, \"val_every\": ${ITERS:-200}, \"checkpoint_every\": ${ITERS:-200},
-        \"val_stride\": 16, \"warmup_iters\": 20, \"png_workers\": 10, \"model\": {\"features\": [64, 32]},
-        \"log_every\": 20, \"data_time_every\": 10, \"nvvl\": {\"processes\": ${NVVL_PROCS:-0}},
-        \"flownet\": {\"mode\": \"${FLOW:-none}\", \"width\": 1.0, \"checkpoint\": ${FLOW_CKPT:-null}}}"
-      python3 -m vsr.train --cfg "$cfg" --data $D/$res --out $D/runs${RUN_TAG:-}/$res/${l}_$p 2>&1 | grep -v "it/s" | tail -3
-    done; done
-  done
-  python3 -m vsr.report --runs "$D/runs${RUN_TAG:-}" --data "$D" --png-workers 10 --out "$OUT" && cat "$OUT/table.md" ;;
 step)  # the training step alone on random input (vsr.bench.step), profile tables of eager vs compiled
   python3 -m vsr.bench.step --variants ${STEP_VARIANTS:-eager,tuned,compiled} --precisions ${STEP_PRECS:-fp16,bf16,fp32} \
     --flow ${STEP_FLOW:-finetune} --out $OUT/step.csv --profile $OUT/profile.txt 2>$OUT/step.err ;;

@@ -15,6 +15,17 @@ import numpy as np
 
 from vsr.errors import MediaError
 
+RESOLUTIONS = {"4K": (3840, 2160), "1080p": (1920, 1080), "720p": (1280, 720), "540p": (960, 540)}
+
+
+def check_fits(width: int, height: int, resolutions) -> None:
+    """Ground truth is never magnified: a `width` x `height` source must cover every one of
+    `resolutions` (a MediaError naming the ones it does not)."""
+    small = [r for r in resolutions if RESOLUTIONS[r][0] > width or RESOLUTIONS[r][1] > height]
+    if small:
+        names = " and ".join(small)
+        raise MediaError(f"source {width}x{height} is smaller than {names}; drop {names} from resolutions")
+
 
 def ffmpeg_exe() -> str:
     """ffmpeg from PATH, else the binary bundled with imageio-ffmpeg (no system requirement)."""
@@ -54,11 +65,25 @@ def open_video(path: str | os.PathLike) -> av.container.InputContainer:
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as e:
-        raise MediaError(f"{named(path)}: not a readable video ({e.strerror or e})") from None
+        raise MediaError(f"{named(path)}: {_unreadable(path, e)}") from None
     if not container.streams.video:
         container.close()
         raise MediaError(f"{named(path)}: contains no video stream")
     return container
+
+
+MAX_PIXELS = 1 << 28  # ffmpeg refuses frames above (w + 128) * (h + 128) = INT_MAX / 8
+
+
+def _unreadable(path: Path, e: av.error.FFmpegError) -> str:
+    """Why av.open failed, in words: a y4m header's impossible size is named."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    m = re.match(rb"YUV4MPEG2 (?:.* )?W(\d+) (?:.* )?H(\d+)", head.split(b"\n")[0] + b" ")
+    w, h = (int(m[1]), int(m[2])) if m else (0, 0)
+    if w * h > MAX_PIXELS:
+        return f"its y4m header claims {w}x{h} frames, too large to decode (at most {MAX_PIXELS} pixels)"
+    return f"not a readable video ({e.strerror or e})"
 
 
 def probe(path: str | os.PathLike) -> dict:

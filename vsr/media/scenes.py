@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from vsr.fs import atomic_dir, atomic_path
-from vsr.media.io import MediaError, named, passthrough_timing, probe, run_ffmpeg
+from vsr.fs import atomic_dir, atomic_path, sha256sum
+from vsr.log import get as get_log
+from vsr.media.io import MediaError, check_fits, named, passthrough_timing, probe, run_ffmpeg
 
 
 def detect_cuts(path: str | os.PathLike, threshold: float, min_scene_len: int) -> tuple[list[int], dict]:
@@ -92,43 +94,33 @@ def constant_rate(stream, fps: float):
     )
 
 
-def split_scenes(src, out_dir, csv_path, crf: int = 12, log=print, **kw) -> list[dict]:
+def split_scenes(src, out_dir, csv_path, crf: int = 12, log=print, resolutions=(), **kw) -> list[dict]:
     """Detect scenes of `src`, write `out_dir/scene_NNN.mp4` (video only, keyframe at every
     cut, near-lossless, even size, constant rate) and `csv_path` (scene, split, start/end
-    frame, frames). Keywords: threshold, min_scene_len, val_every, min_frames (_split)."""
+    frame, frames, the source's sha256: a new source gives a new scenes.csv). A source smaller
+    than one of `resolutions` is refused (ground truth is never magnified). Keywords:
+    threshold, min_scene_len, val_every, min_frames (`scene_rows`)."""
     info = probe(src)
+    check_fits(info["width"] - info["width"] % 2, info["height"] - info["height"] % 2, resolutions)
+    opts = {**kw, "crf": crf, "source_sha256": sha256sum(src)}
     if not info["vfr"]:
-        return _split(src, named(src), out_dir, csv_path, crf=crf, log=log, **kw)
+        return _split(src, named(src), out_dir, csv_path, opts, log)
     Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".retime.", dir=Path(out_dir).parent) as d:
         retime(src, Path(d) / "cfr.mp4", info, crf, log)
-        return _split(Path(d) / "cfr.mp4", named(src), out_dir, csv_path, crf=crf, log=log, **kw)
+        return _split(Path(d) / "cfr.mp4", named(src), out_dir, csv_path, opts, log)
 
 
-def _split(
-    src,
-    name: str,
-    out_dir,
-    csv_path,
-    threshold=27.0,
-    min_scene_len=15,
-    val_every=4,
-    crf=12,
-    min_frames=1,
-    log=print,
-) -> list[dict]:
-    """split_scenes of a constant-rate `src`; errors name the user's file as `name`.
-    Scenes shorter than max(min_scene_len, min_frames) are dropped (split=dropped)."""
-    import ffmpeg
-
-    cuts, info = detect_cuts(src, threshold, min_scene_len)
-    total = info["frames"]
+def plan(cuts: list[int], total: int, name: str, opts: dict, log) -> list[dict]:
+    """scenes.csv's rows for `cuts` of a `total`-frame source; scenes shorter than
+    max(min_scene_len, min_frames) are dropped (split=dropped). Errors name the user's file."""
+    threshold, val_every = opts.get("threshold", 27.0), opts.get("val_every", 4)
     if not cuts:
         raise MediaError(
             f"{name}: no scene cut found (1 scene of {total} frames); need at least 2 scenes "
             f"for a train/val split (try a lower scenes.threshold than {threshold})"
         )
-    shortest = max(min_scene_len, min_frames)
+    shortest = max(opts.get("min_scene_len", 15), opts.get("min_frames", 1))
     rows = scene_rows([0, *cuts, total], shortest, val_every)
     if not any(r["split"] == "train" for r in rows) or not any(r["split"] == "val" for r in rows):
         raise MediaError(
@@ -137,28 +129,43 @@ def _split(
         )
     log(f"{name}: {len(rows)} scenes, cuts at frames {cuts}")
     for r in rows:
+        r["source_sha256"] = opts["source_sha256"]
         if r["split"] == "dropped":
             log(f"{r['scene']}: dropped, {r['frames']} frames < {shortest} (min_scene_len / train.frames)")
+    return rows
+
+
+def _segment(src, name: str, info: dict, cuts: list[int], out_dir: Path, crf: int, log) -> None:
+    """Cut `src` at `cuts` into out_dir/scene_%03d.mp4 in one ffmpeg pass, keyframes at the cuts."""
+    import ffmpeg
+
     stream = ffmpeg.input(str(src)).video
     w, h = info["width"], info["height"]
     if w % 2 or h % 2:
         log(f"{name}: odd size {w}x{h}: cropped to {w - w % 2}x{h - h % 2} (yuv420p needs even dimensions)")
         stream = stream.filter("crop", w - w % 2, h - h % 2, 0, 0)
     stream, rate_opts, _ = constant_rate(stream, info["fps"])  # exact steps, as the index needs
+    out = stream.output(
+        str(Path(out_dir) / "scene_%03d.mp4"),
+        vcodec="libx264",
+        crf=crf,
+        preset="veryfast",
+        pix_fmt="yuv420p",
+        force_key_frames="expr:" + "+".join(f"eq(n,{c})" for c in cuts),
+        **rate_opts,
+        f="segment",
+        segment_frames=",".join(map(str, cuts)),
+        reset_timestamps=1,
+    )
+    run_ffmpeg(out, f"{name}: scene split")
+
+
+def _split(src, name: str, out_dir, csv_path, opts: dict, log) -> list[dict]:
+    """split_scenes of a constant-rate `src`; errors name the user's file as `name`."""
+    cuts, info = detect_cuts(src, opts.get("threshold", 27.0), opts.get("min_scene_len", 15))
+    rows = plan(cuts, info["frames"], name, opts, log)
     with atomic_dir(out_dir) as tmp:
-        out = stream.output(
-            str(Path(tmp) / "scene_%03d.mp4"),
-            vcodec="libx264",
-            crf=crf,
-            preset="veryfast",
-            pix_fmt="yuv420p",
-            force_key_frames="expr:" + "+".join(f"eq(n,{c})" for c in cuts),
-            **rate_opts,
-            f="segment",
-            segment_frames=",".join(map(str, cuts)),
-            reset_timestamps=1,
-        )
-        run_ffmpeg(out, f"{name}: scene split")
+        _segment(src, name, info, cuts, tmp, opts["crf"], log)
         for r in rows:
             scene = Path(tmp) / f"{r['scene']}.mp4"
             if r["split"] == "dropped":
@@ -178,3 +185,25 @@ def read_scenes(csv_path: str | os.PathLike) -> list[dict]:
     """The train and val scenes of scenes.csv (dropped ones left out)."""
     with open(csv_path, newline="") as f:
         return [r for r in csv.DictReader(f) if r["split"] != "dropped"]
+
+
+def prune(folder: str | os.PathLike, rows: list[dict], kind: str, out: str | os.PathLike) -> list[str]:
+    """Make `folder` (data/{res}/scenes or data/{res}/frames) hold exactly the scenes of
+    `rows`: files of an earlier source, scenes that changed split and hidden temporaries of a
+    killed job are removed (said on the console). Writes the kept entries to `out`."""
+    folder = Path(folder)
+    suffix = ".mp4" if kind == "scenes" else ""
+    want = {f"{r['split']}/{r['scene']}{suffix}" for r in rows}
+    log = get_log("vsr.media")
+    for split in ("train", "val"):
+        d = folder / split
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if f"{split}/{p.name}" not in want:
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                log.info(f"{folder}: removed {split}/{p.name} (not a scene of data/scenes.csv)")
+    missing = sorted(w for w in want if not (folder / w).exists())
+    if missing:
+        raise MediaError(f"{folder}: missing {', '.join(missing)} of data/scenes.csv")
+    with atomic_path(out) as tmp:
+        tmp.write_text("".join(f"{w}\n" for w in sorted(want)))
+    return sorted(want)

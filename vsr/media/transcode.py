@@ -12,9 +12,7 @@ from tqdm import tqdm
 
 from vsr.fs import atomic_dir, atomic_path
 from vsr.media.color import matrix_from_tags, yuv420_to_rgb
-from vsr.media.io import MediaError, named, open_video, probe, run_ffmpeg
-
-RESOLUTIONS = {"4K": (3840, 2160), "1080p": (1920, 1080), "720p": (1280, 720), "540p": (960, 540)}
+from vsr.media.io import RESOLUTIONS, MediaError, named, open_video, probe, run_ffmpeg
 
 
 def fit_filters(stream, width: int, height: int, tw: int, th: int, name: str, log):

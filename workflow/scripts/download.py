@@ -6,4 +6,5 @@ from vsr.media.download import download
 from vsr.runner import script_main
 
 s = snakemake  # noqa: F821
-script_main(s, download, s.params.url, s.output[0], s.params.sha256)
+p = s.params
+script_main(s, download, p.url, s.output[0], p.sha256, timeout=p.timeout, deadline=p.deadline)

@@ -3,7 +3,14 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/../..")  # noqa: F821  the checkout
 
 from vsr.infer.sample import sample_image
+from vsr.runner import script_main
 
-sys.stderr = open(snakemake.log[0], "w")  # noqa: F821
-s = sample_image(snakemake.input.checkpoint, snakemake.input.video, snakemake.output[0])  # noqa: F821
-print(f"{snakemake.input.video} frame {s['frame']}: {s['psnr']}", file=sys.stderr)  # noqa: F821
+s = snakemake  # noqa: F821
+
+
+def run():
+    r = sample_image(s.input.checkpoint, s.input.video, s.output[0])
+    print(f"{s.input.video} frame {r['frame']}: {r['psnr']}", file=sys.stderr)
+
+
+script_main(s, run)

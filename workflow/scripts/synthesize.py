@@ -6,4 +6,6 @@ from vsr.media.synth import synthesize
 from vsr.runner import script_main
 
 s = snakemake  # noqa: F821
-script_main(s, synthesize, s.output.video, s.output.cuts, flow=s.output.flow, **s.params.synthetic)
+script_main(
+    s, synthesize, s.output.video, s.output.cuts, flow=s.output.flow, workers=s.threads, **s.params.synthetic
+)
