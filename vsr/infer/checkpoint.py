@@ -46,15 +46,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[VS
     return model.to(device).eval(), cfg
 
 
-def read_frames(path: str | Path, device="cpu", short: str = "error"):
-    """Decode every frame of `path` with PyAV and vsr.media.color: (iterator of (RGB float
-    [3, H, W] in [0, 1] on `device`, pts), info with width, height, fps, frames (the header's
-    count, 0 if it has none), time_base, matrix, full_range). When the iterator runs out with
-    fewer frames than the header promises (a truncated file: frame-threaded decoding drops
-    the error), it raises a MediaError (`short="error"`) or logs a warning ("warn")."""
+def open_checked(path: str | Path):
+    """(container, video stream, info) of a video the model can take: width, height, fps,
+    frames (the header's count, 0 if it has none), time_base, matrix, full_range; a
+    MediaError for a size 4:2:0 cannot hold or too small to upscale."""
     c = open_video(path)
     s = c.streams.video[0]
-    s.thread_type = "AUTO"
     cc = s.codec_context
     if cc.width % 2 or cc.height % 2 or min(cc.width, cc.height) < MIN_SIDE:
         c.close()
@@ -65,25 +62,37 @@ def read_frames(path: str | Path, device="cpu", short: str = "error"):
     matrix, full = matrix_from_tags(cc.colorspace, cc.color_range)
     info = {"width": cc.width, "height": cc.height, "fps": s.average_rate or s.guessed_rate}
     info.update(frames=s.frames, time_base=s.time_base, matrix=matrix, full_range=full)
+    return c, s, info
+
+
+def read_frames(path: str | Path, device="cpu", short: str = "error"):
+    """Decode every frame of `path` with PyAV and vsr.media.color: (iterator of (RGB float
+    [3, H, W] in [0, 1] on `device`, pts), info (see open_checked)). When the iterator runs
+    out with fewer frames than the header promises, or at a decoding error (a truncated file),
+    it raises a MediaError with both counts (`short="error"`) or logs them as a warning and
+    ends ("warn")."""
+    c, s, info = open_checked(path)
+    s.thread_type = "AUTO"
     return _decode(c, s, path, device, info, short), info
 
 
 def _decode(c, s, path, device, info, short):
-    n = 0
+    n, why = 0, None
     try:
         for frame in c.decode(s):
             y, u, v = (torch.from_numpy(p).to(device) for p in decoded_planes(frame))
             n += 1
             yield yuv420_to_rgb(y, u, v, info["matrix"], info["full_range"], torch.float32), frame.pts
     except av.error.FFmpegError as e:
-        raise MediaError(f"{path}: corrupt or truncated video ({e.strerror or e})") from None
+        why = e.strerror or str(e)
     finally:
         c.close()
-    if info["frames"] and n < info["frames"]:
-        msg = f"{path}: truncated or corrupt: its header promises {info['frames']} frames, {n} decoded"
-        if short == "error":
+    if why or (info["frames"] and n < info["frames"]):
+        promised = f"its header promises {info['frames']} frames, " if info["frames"] else ""
+        msg = f"{path}: truncated or corrupt{f' ({why})' if why else ''}: {promised}{n} decoded"
+        if short == "error" or n == 0:
             raise MediaError(msg)
-        log.get("vsr.infer").warning(msg)
+        log.get("vsr.infer").warning(f"{msg}; using those {n}")
 
 
 def centred_windows(frames: Iterable, n: int) -> Iterator[list]:

@@ -18,9 +18,8 @@ from tqdm import tqdm
 from vsr import log
 from vsr.errors import ConfigError
 from vsr.fs import atomic_path
-from vsr.infer.checkpoint import centred_windows, load_model, read_frames
+from vsr.infer.checkpoint import centred_windows, load_model, open_checked, read_frames
 from vsr.infer.predict import predict_y
-from vsr.media.io import open_video
 from vsr.metrics import bicubic_upscale, psnr, rgb_to_studio_y, ssim, studio_y
 from vsr.models.vsrnet import SCALE
 
@@ -90,8 +89,8 @@ def evaluate(checkpoints, videos, device=None, max_frames=None) -> pd.DataFrame:
     for ck in checkpoints:  # every checkpoint is checked before any video is decoded
         model, cfg = load_model(ck, device)
         models.append((str(ck), model, model.frames))
-    for v in videos:
-        open_video(v).close()  # one-line error for a missing / unreadable video, before any work
+    for v in videos:  # one-line error for a missing / unreadable / unusable video, before any work
+        open_checked(v)[0].close()
     rows = [r for v in videos for r in evaluate_clip(models, v, device, max_frames)]
     df = pd.DataFrame(rows)
     cols = [PSNR_COL, SSIM_COL, "gain over bicubic (dB)"]
