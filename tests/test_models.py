@@ -160,3 +160,28 @@ def test_step_flop_counts_useful_convolution_flops():
     cfg = merged({"model": {"features": [64, 32]}, "flownet": {"mode": "none"}})
     fwd = 3 * 81 * 64 * 2 + 25 * 192 * 32 * 2 + 25 * 32 * 2
     assert step_flop(cfg, "cpu", 2, (256, 512)) == 2 * 256 * 512 * (2 * fwd + 25 * 192 * 32 * 2 + 25 * 32 * 2)
+
+
+def test_construction_reads_no_file_and_accepts_a_frozen_flownet(tmp_path, monkeypatch):
+    """Building is pure (a missing flownet.checkpoint is not touched); loading is its own call."""
+    from vsr.errors import ConfigError
+    from vsr.models.vsrnet import build_vsrnet, load_flownet_weights
+
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("construction read a file"))
+    cfg = {
+        "frames": 3,
+        "model": {"features": [4, 2]},
+        "flownet": {"mode": "frozen", "checkpoint": str(tmp_path / "absent.pth.tar"), "width": 0.0625},
+    }
+    m = build_vsrnet(cfg, dense_conv1=False)
+    assert m.flow_mode == "frozen" and m.dense_conv1 is False
+    assert not any(p.requires_grad for p in m.flownet.parameters())
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="absent.pth.tar: FlowNet2-SD checkpoint not found"):
+        load_flownet_weights(m, cfg)
+    net = FlowNetSD(0.0625)
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "ok.pth.tar")
+    load_flownet_weights(m, {**cfg, "flownet": {**cfg["flownet"], "checkpoint": tmp_path / "ok.pth.tar"}})
+    assert torch.equal(m.flownet.conv0[0].weight, net.conv0[0].weight)
+    with pytest.raises(ConfigError, match="frozen needs flownet.checkpoint"):
+        load_flownet_weights(m, {**cfg, "flownet": {**cfg["flownet"], "checkpoint": None}})
