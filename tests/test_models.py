@@ -185,3 +185,13 @@ def test_construction_reads_no_file_and_accepts_a_frozen_flownet(tmp_path, monke
     assert torch.equal(m.flownet.conv0[0].weight, net.conv0[0].weight)
     with pytest.raises(ConfigError, match="frozen needs flownet.checkpoint"):
         load_flownet_weights(m, {**cfg, "flownet": {**cfg["flownet"], "checkpoint": None}})
+
+
+def test_bicubic_baseline_on_the_cpu_is_torchs_bicubic():
+    from vsr.metrics import bicubic_upscale
+
+    torch.manual_seed(0)
+    lr = torch.rand(2, 3, 17, 23)
+    for size in ((68, 92), (50, 70)):
+        ref = torch.nn.functional.interpolate(lr, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+        assert (bicubic_upscale(lr, size) - ref).abs().max() < 1e-5

@@ -7,6 +7,8 @@ a batch). SSIM uses an 11x11 Gaussian window with sigma 1.5 (valid region only).
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -60,4 +62,12 @@ def ssim(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
 
 
 def bicubic_upscale(lr_rgb: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(lr_rgb.float(), size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+    """The baseline: [B, C, h, w] -> bicubic (a = -0.75, align_corners=False, edges
+    replicated) to `size`, clamped to [0, 1]. On the CPU through OpenCV's resize, which computes
+    the same (within float rounding: tests/test_models.py) about 9x faster than torch's kernel."""
+    if lr_rgb.device.type != "cpu":
+        return F.interpolate(lr_rgb.float(), size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+    B, C, h, w = lr_rgb.shape
+    planes = lr_rgb.float().reshape(B * C, h, w).numpy()
+    up = np.stack([cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_CUBIC) for p in planes])
+    return torch.from_numpy(up).reshape(B, C, *size).clamp_(0, 1)

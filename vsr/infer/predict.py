@@ -15,11 +15,12 @@ FlowNet-SD modes run the model's own alignment on the window padded to a multipl
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from vsr.models.vsrnet import SCALE, VSRNet, dis_flow, rgb_to_y
-from vsr.models.warp import warp
 
 BAND = 32  # output rows per band of the CPU path
 
@@ -44,6 +45,25 @@ def pad_to(x: torch.Tensor, multiple: int = 64) -> tuple[torch.Tensor, tuple[int
     return F.pad(flat, (0, pw, 0, ph), mode=mode).reshape(*lead, x.shape[-3], H + ph, W + pw), (H, W)
 
 
+@functools.lru_cache(maxsize=4)
+def _base_grid(H: int, W: int, device) -> torch.Tensor:
+    """grid_sample's coordinates of every pixel (align_corners=True), [H, W, 2]."""
+    ys = torch.linspace(-1.0, 1.0, H, device=device)
+    xs = torch.linspace(-1.0, 1.0, W, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((gx, gy), -1)
+
+
+def _warp_lr_flow(y: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """vsr.models.warp.warp of HR lumas y [N, 1, H, W] by LR flow [N, 2, h, w] (LR pixels)
+    upsampled x4 (vectors x4): scaled to grid units at LR size, one pass at HR size."""
+    H, W = y.shape[-2:]
+    units = torch.tensor([2.0 * SCALE / max(W - 1, 1), 2.0 * SCALE / max(H - 1, 1)], device=y.device)
+    offsets = upsample((flow.float() * units[None, :, None, None]).contiguous())
+    grid = torch.add(_base_grid(H, W, y.device), offsets.permute(0, 2, 3, 1)).clamp_(-2.0, 2.0)
+    return F.grid_sample(y, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def _aligned(model: VSRNet, lr: torch.Tensor) -> torch.Tensor:
     """LR RGB window [F, 3, h, w] -> lumas at HR, outer frames warped onto the centre [F, 1, H, W]."""
     y = upsample(rgb_to_y(lr))
@@ -51,9 +71,8 @@ def _aligned(model: VSRNet, lr: torch.Tensor) -> torch.Tensor:
         return y
     c = lr.shape[0] // 2
     outer = [f for f in range(lr.shape[0]) if f != c]
-    flow = dis_flow(lr[[c] * len(outer)], lr[outer])  # [len(outer), 2, h, w] in LR pixels
-    flow = upsample(flow) * SCALE
-    warped = warp(y[outer], flow)
+    flow = dis_flow(lr[[c] * len(outer)], lr[outer])  # [len(outer), 2, h, w] in LR pixels (finite)
+    warped = _warp_lr_flow(y[outer], flow)
     return torch.cat([warped[:c], y[c : c + 1], warped[c:]])
 
 

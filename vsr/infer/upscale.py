@@ -40,13 +40,25 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 LOG = log.get("vsr.upscale")
 
 
-def upscale_frame(model, window: list[torch.Tensor]) -> torch.Tensor:
-    """LR RGB window [F x [3, h, w]] -> the centre frame x4 as RGB [3, 4h, 4w] in [0, 1]."""
+def upscale_frame(model, window: list[torch.Tensor], matrix="bt601", full_range=False) -> torch.Tensor:
+    """LR RGB window [F x [3, h, w]] -> the centre frame x4 as one yuv420p buffer
+    [4h * 3 / 2, 4w] uint8 (Y, then U, then V): the model's luma with bicubic chroma (with_luma),
+    converted by rgb_to_yuv420 in bands of rows that stay in the CPU cache."""
     lr = torch.stack(window)
-    y = predict_y(model, lr)
+    y = predict_y(model, lr).cpu()
     c = len(window) // 2
-    bic = bicubic_upscale(lr[c : c + 1], y.shape[-2:])[0]
-    return with_luma(bic, y)
+    bic = bicubic_upscale(lr[c : c + 1], y.shape[-2:])[0].cpu()
+    H, W = y.shape[-2:]
+    buf = torch.empty(H * 3 // 2, W, dtype=torch.uint8)
+    flat = buf.view(-1)
+    q = H * W // 4
+    for a in range(0, H, 64):
+        b = min(a + 64, H)
+        py, pu, pv = rgb_to_yuv420(with_luma(bic[:, a:b], y[:, a:b]), matrix, full_range)
+        buf[a:b] = py
+        flat[H * W + a * W // 4 : H * W + b * W // 4] = pu.flatten()
+        flat[H * W + q + a * W // 4 : H * W + q + b * W // 4] = pv.flatten()
+    return buf
 
 
 def check_output(src, dst) -> None:
@@ -169,8 +181,7 @@ def _encode_frames(model, frames, info, out, st, audio, desc) -> int:
     n = 0
     with tqdm(total=info["frames"] or None, desc=desc, unit="frame") as bar:
         for window in centred_windows(lr_frames(), model.frames):
-            y, u, v = rgb_to_yuv420(upscale_frame(model, window).cpu(), info["matrix"], info["full_range"])
-            planes = torch.cat([y.flatten(), u.flatten(), v.flatten()]).reshape(-1, y.shape[1])
+            planes = upscale_frame(model, window, info["matrix"], info["full_range"])
             frame = av.VideoFrame.from_ndarray(planes.numpy(), format="yuv420p")
             p = pts[n] if pts[n] is not None else n / (info["fps"] or 30) / info["time_base"]
             frame.pts, frame.time_base = int(p), info["time_base"]
