@@ -1,6 +1,7 @@
 """`vsr prepare` and `vsr bench-loader` through the command line (they moved to vsr.prepare /
 vsr.bench.loader; tools/gpu_study.sh and the docs call them)."""
 
+import argparse
 import csv
 import os
 
@@ -89,3 +90,26 @@ def test_prepare_refuses_a_magnifying_photo_scale(tmp_path):
     r = run([PY, "-m", "vsr.cli", "prepare", *args])
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1] == "--photo-scale: must be in (0, 1] (never magnified), got 2.0"
+
+
+def test_help_says_what_each_command_does_and_every_model_option_has_help_and_default(capsys):
+    import pytest
+
+    from vsr import __version__
+    from vsr.cli import main, parser
+
+    for argv in (["--help"], ["--version"], ["upscale", "--help"], ["evaluate", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+    out = capsys.readouterr().out
+    top, version, upscale, evaluate = out.split("usage: ")[1], f"vsr {__version__}", *out.split("usage: ")[2:]
+    assert version in out and "Snakemake" in top
+    for cmd in ("upscale", "evaluate", "prepare", "bench-loader", "nvdec-ceiling"):
+        assert f"\n    {cmd}" in top
+    assert "(default: 18)" in upscale and "(default: medium)" in upscale and "x4 .mp4 to write" in upscale
+    assert "only the first N frames per clip (default: all)" in " ".join(evaluate.split())
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd in ("upscale", "evaluate", "prepare"):
+        for action in sub.choices[cmd]._actions:
+            assert action.help, f"vsr {cmd} {action.dest}: no help"

@@ -193,7 +193,8 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt  # SIGTERM ends like Ctrl-C: temporaries are removed on the way out
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """`vsr`'s argument parser: one subcommand per tool, every option's default shown."""
     ap = argparse.ArgumentParser(
         prog="vsr",
         description=__doc__,
@@ -210,6 +211,11 @@ def main(argv=None) -> None:
     _bench_args(sub)
     _prepare_args(sub)
     _model_args(sub)
+    return ap
+
+
+def main(argv=None) -> None:
+    ap = parser()
     a = ap.parse_args(argv)
     if a.cmd == "evaluate":
         _split_checkpoints(a, ap)
