@@ -45,15 +45,15 @@ def _cut(video: Path, frames: int, out: Path) -> Path:
 @torch.no_grad()
 def _per_frame(fn, model, video, frames: int) -> float:
     it, _ = read_frames(video)
-    t, n = 0.0, 0
+    t, cpu, n = 0.0, 0.0, 0
     for window in centred_windows((f for f, _ in it), model.frames):
         if n >= frames:
             break
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn(model, torch.stack(window))
-        t, n = t + time.perf_counter() - t0, n + 1
+        t, cpu, n = t + time.perf_counter() - t0, cpu + time.process_time() - c0, n + 1
     it.close()
-    return t / max(n, 1)
+    return t / max(n, 1), cpu / max(n, 1)
 
 
 def _reference(model, lr):
