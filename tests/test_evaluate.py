@@ -95,7 +95,7 @@ def test_evaluate_table_and_bicubic_match_independent_computation(inputs):
 
 def test_bad_checkpoint_is_one_line(inputs, tmp_path):
     d, noflow, _ = inputs
-    ck = torch.load(noflow, weights_only=False)
+    ck = torch.load(noflow, weights_only=True)
     ck["cfg"]["model"]["features"] = [16, 4]  # cfg no longer matches the weights
     torch.save(ck, tmp_path / "mismatch.pt")
     torch.save({"model": ck["model"]}, tmp_path / "nocfg.pt")

@@ -5,16 +5,22 @@ from vsr.metrics import psnr, rgb_to_studio_y, ssim, studio_y
 from vsr.models.flownet_sd import CheckpointError, FlowNetSD, load_checkpoint
 from vsr.models.vsrnet import VSRNet, degrade, rgb_to_y, sr_step
 from vsr.models.warp import warp
+from vsr.train.optim import param_groups
+
+
+def sr_parameters(model):
+    """The SR net's parameters: the optimiser's groups other than FlowNet's."""
+    return [p for g in param_groups(model, 0.0) if not g["flow"] for p in g["params"]]
 
 
 @pytest.mark.parametrize("frames", [3, 5])
 def test_shapes_and_parameter_counts(frames):
     m = VSRNet(frames, flow_mode="none")
-    n = sum(p.numel() for p in m.sr_parameters())
+    n = sum(p.numel() for p in sr_parameters(m))
     assert n == 81 * 64 + 64 + 25 * 64 * frames * 32 + 32 + 801  # 159,681 for F = 3
     assert m(torch.rand(1, frames, 3, 64, 128)).shape == (1, 1, 64, 128)
     seed = VSRNet(frames, flow_mode="none", head="sigmoid", batch_norm=True)  # the seed's net
-    assert sum(p.numel() for p in seed.sr_parameters()) == 81 * 64 + 128 + 25 * 64 * frames * 32 + 64 + 801
+    assert sum(p.numel() for p in sr_parameters(seed)) == 81 * 64 + 128 + 25 * 64 * frames * 32 + 64 + 801
     assert sum(p.numel() for p in FlowNetSD().parameters()) == 45_371_666
 
 
@@ -61,7 +67,7 @@ def test_dis_flow_mode_aligns_shifted_frames():
     hr = torch.stack([torch.roll(img, (0, 8 * (1 - f)), (1, 2)) for f in range(3)])[None]  # 2 LR px/frame
     lr_up = degrade(hr)
     m = VSRNet(3, features=(8, 4), flow_mode="dis")
-    assert m.flownet is None and m.flow_parameters() == []
+    assert m.flownet is None and not [g for g in param_groups(m, 0.0) if g["flow"]]
     aligned = m.align(lr_up)
     y = rgb_to_y(lr_up)
     inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
@@ -83,10 +89,10 @@ def test_flownet_checkpoint_roundtrip_and_errors(tmp_path):
     sd["predict_flow2.weight"] = torch.zeros(2, 3, 3, 3)
     del sd["conv1.0.bias"]
     torch.save({"state_dict": sd}, p)
-    with pytest.raises(CheckpointError, match=r"missing \['conv1.0.bias'\].*predict_flow2.weight"):
+    with pytest.raises(CheckpointError, match=r"missing keys: conv1.0.bias; shapes: predict_flow2.weight"):
         load_checkpoint(other, p)
     p.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="not a readable"):
+    with pytest.raises(CheckpointError, match="not a PyTorch FlowNet2-SD checkpoint"):
         load_checkpoint(other, p)
 
 
@@ -154,3 +160,38 @@ def test_step_flop_counts_useful_convolution_flops():
     cfg = merged({"model": {"features": [64, 32]}, "flownet": {"mode": "none"}})
     fwd = 3 * 81 * 64 * 2 + 25 * 192 * 32 * 2 + 25 * 32 * 2
     assert step_flop(cfg, "cpu", 2, (256, 512)) == 2 * 256 * 512 * (2 * fwd + 25 * 192 * 32 * 2 + 25 * 32 * 2)
+
+
+def test_construction_reads_no_file_and_accepts_a_frozen_flownet(tmp_path, monkeypatch):
+    """Building is pure (a missing flownet.checkpoint is not touched); loading is its own call."""
+    from vsr.errors import ConfigError
+    from vsr.models.vsrnet import build_vsrnet, load_flownet_weights
+
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("construction read a file"))
+    cfg = {
+        "frames": 3,
+        "model": {"features": [4, 2]},
+        "flownet": {"mode": "frozen", "checkpoint": str(tmp_path / "absent.pth.tar"), "width": 0.0625},
+    }
+    m = build_vsrnet(cfg, dense_conv1=False)
+    assert m.flow_mode == "frozen" and m.dense_conv1 is False
+    assert not any(p.requires_grad for p in m.flownet.parameters())
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="absent.pth.tar: FlowNet2-SD checkpoint not found"):
+        load_flownet_weights(m, cfg)
+    net = FlowNetSD(0.0625)
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "ok.pth.tar")
+    load_flownet_weights(m, {**cfg, "flownet": {**cfg["flownet"], "checkpoint": tmp_path / "ok.pth.tar"}})
+    assert torch.equal(m.flownet.conv0[0].weight, net.conv0[0].weight)
+    with pytest.raises(ConfigError, match="frozen needs flownet.checkpoint"):
+        load_flownet_weights(m, {**cfg, "flownet": {**cfg["flownet"], "checkpoint": None}})
+
+
+def test_bicubic_baseline_on_the_cpu_is_torchs_bicubic():
+    from vsr.metrics import bicubic_upscale
+
+    torch.manual_seed(0)
+    lr = torch.rand(2, 3, 17, 23)
+    for size in ((68, 92), (50, 70)):
+        ref = torch.nn.functional.interpolate(lr, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+        assert (bicubic_upscale(lr, size) - ref).abs().max() < 1e-5

@@ -12,14 +12,17 @@ from vsr.media.synth import render_frames
 from vsr.models.vsrnet import build_vsrnet
 
 
-def make_clip(path, width=160, height=120, frames=6, fps=30, audio=None):
-    """H.264 yuv420p clip of rendered frames; `audio`: None, 'aac' or 'pcm_s16le' (1 s tone)."""
-    imgs = [f for _, f in render_frames(width, height, fps, 1, frames / fps + 0.5, 3)][:frames]
+def make_clip(path, width=160, height=120, frames=6, fps=30, audio=None, pix_fmt="yuv420p", faststart=False):
+    """H.264 clip of rendered frames; `audio`: None, 'aac' or 'pcm_s16le' (1 s tone);
+    `faststart`: the header (frame count) before the frames, as a truncated download keeps it."""
+    w, h = max(width, 16) + width % 2, max(height, 16) + height % 2
+    imgs = [f[:height, :width] for _, f in render_frames(w, h, fps, 1, frames / fps + 0.5, 3)][:frames]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fmt = "mov" if audio == "pcm_s16le" else "mp4"
-    with av.open(str(path), "w", format=fmt) as c:
+    opts = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format=fmt, options=opts) as c:
         v = c.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
         v.options = {"crf": "16", "preset": "veryfast"}
         a = c.add_stream(audio, rate=44100, layout="mono") if audio else None
         for img in imgs:

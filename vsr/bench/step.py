@@ -70,14 +70,8 @@ def bench(variant, precision, flow, batch, hw, iters, device, features, width, p
             "flownet": {"mode": flow, "width": width, "checkpoint": None},
         }
     )
-    if flow == "frozen":  # a frozen random FlowNet is refused by the model: time it as if loaded
-        cfg["flownet"]["mode"] = "finetune"
     torch.backends.cudnn.benchmark = variant not in ("eager", "landed")
-    model = build_vsrnet(cfg).to(device)
-    if flow == "frozen":
-        model.flownet.requires_grad_(False)
-        model.flow_mode = "frozen"
-    model.dense_conv1 = False if shared else None
+    model = build_vsrnet(cfg, dense_conv1=False if shared else None).to(device)  # frozen: random weights
     if variant not in ("eager", "landed"):
         model = model.to(memory_format=torch.channels_last)
     modes = {"compiled": "default", "graphs": "reduce-overhead", "autotune": "max-autotune-no-cudagraphs"}

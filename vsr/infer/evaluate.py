@@ -7,6 +7,7 @@ studio-range Y, border crop = scale, per frame -> mean per clip -> mean over cli
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +15,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from vsr import log
+from vsr.errors import ConfigError
 from vsr.fs import atomic_path
-from vsr.infer.checkpoint import centred_windows, load_model, predict_y, read_frames
-from vsr.media.io import open_video
+from vsr.infer.checkpoint import centred_windows, load_model, open_checked, read_frames
+from vsr.infer.predict import predict_y
 from vsr.metrics import bicubic_upscale, psnr, rgb_to_studio_y, ssim, studio_y
-from vsr.models.vsrnet import SCALE, degrade
+from vsr.models.vsrnet import SCALE
 
 CROP = SCALE
 PSNR_COL = f"Y-PSNR(studio, x{SCALE}, crop{CROP}, box-downsampled)"
@@ -28,36 +31,36 @@ PROTOCOL = (
     "frames bilinearly upsampled (as in training), windows centred on each frame (edges repeated); "
     f"BT.601 studio-range Y, {CROP}-px border crop; per frame -> mean per clip -> mean over clips"
 )
+LOG = log.get("vsr.evaluate")
 FLAT_DB = 40.0  # bicubic above this: the clip has little detail at the pixel scale
 
 
 def _degraded(frames, H: int, W: int):
-    """HR RGB frames -> (HR cropped to H x W, its LR frame bilinearly upsampled back)."""
+    """HR RGB frames -> (HR cropped to H x W, its LR frame: the 4x4 box average)."""
     for f, _ in frames:
         hr = f[:, :H, :W]
-        yield hr, degrade(hr[None, None])[0, 0]
+        yield hr, F.avg_pool2d(hr[None], SCALE)[0]
 
 
 def _frame_scores(models, window, r_max: int) -> dict[str, tuple[float, float]]:
     """PSNR/SSIM of bicubic and of every model on the window's centre frame."""
-    hr = window[r_max][0][None]
+    hr, lr = window[r_max][0][None], window[r_max][1][None]
     ref = rgb_to_studio_y(hr)
-    bic = rgb_to_studio_y(bicubic_upscale(F.avg_pool2d(hr, SCALE), hr.shape[-2:]))
+    bic = rgb_to_studio_y(bicubic_upscale(lr, hr.shape[-2:]))
     out = {"bicubic": (psnr(bic, ref, CROP).item(), ssim(bic, ref, CROP).item())}
     for name, model, n in models:
         r = n // 2
-        lr_up = torch.stack([w[1] for w in window[r_max - r : r_max + r + 1]])
-        p = studio_y(predict_y(model, lr_up)[None])
+        p = studio_y(predict_y(model, torch.stack([w[1] for w in window[r_max - r : r_max + r + 1]]))[None])
         out[name] = (psnr(p, ref, CROP).item(), ssim(p, ref, CROP).item())
     return out
 
 
 def evaluate_clip(models, video, device="cpu", max_frames: int | None = None) -> list[dict]:
     """One row per method (bicubic, then each model) with its mean over the clip's frames."""
-    frames, info = read_frames(video, device)
+    frames, info = read_frames(video, device, short="warn")
     H, W = info["height"] // SCALE * SCALE, info["width"] // SCALE * SCALE
     if (H, W) != (info["height"], info["width"]):
-        print(f"{video}: {info['width']}x{info['height']} cropped to {W}x{H} (a multiple of {SCALE})")
+        LOG.info(f"{video}: {info['width']}x{info['height']} cropped to {W}x{H} (a multiple of {SCALE})")
     r_max = max(n for _, _, n in models) // 2
     scores: dict[str, list] = {}
     total = min(info["frames"] or 0, max_frames or 1 << 30) or None
@@ -79,13 +82,15 @@ def evaluate_clip(models, video, device="cpu", max_frames: int | None = None) ->
 
 def evaluate(checkpoints, videos, device=None, max_frames=None) -> pd.DataFrame:
     """Per-clip rows for bicubic and each checkpoint, then the mean over clips per method."""
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames {max_frames}: must be at least 1 (leave it out for every frame)")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     models = []
     for ck in checkpoints:  # every checkpoint is checked before any video is decoded
         model, cfg = load_model(ck, device)
         models.append((str(ck), model, model.frames))
-    for v in videos:
-        open_video(v).close()  # one-line error for a missing / unreadable video, before any work
+    for v in videos:  # one-line error for a missing / unreadable / unusable video, before any work
+        open_checked(v)[0].close()
     rows = [r for v in videos for r in evaluate_clip(models, v, device, max_frames)]
     df = pd.DataFrame(rows)
     cols = [PSNR_COL, SSIM_COL, "gain over bicubic (dB)"]
@@ -116,5 +121,9 @@ def report(df: pd.DataFrame, csv: Path | None = None, json_path: Path | None = N
 
 def main(a) -> None:
     """`vsr evaluate` (arguments parsed by vsr.cli)."""
+    t0 = time.perf_counter()
     df = evaluate(a.checkpoint, a.videos, a.device, a.max_frames)
     print(report(df, a.csv, a.json), end="")
+    per_clip = df[(df["method"] == "bicubic") & ~df["clip"].str.match(r"mean over \d+ clip")]
+    n, seconds = int(per_clip["frames"].sum()), time.perf_counter() - t0
+    LOG.info(f"{n} frames x {len(a.checkpoint)} checkpoint(s) in {seconds:.1f} s: {n / seconds:.2f} frames/s")

@@ -1,7 +1,7 @@
 """The report's side-by-side sample: one val frame as LR input | bicubic | VSRNet | ground truth.
 
-The HR frame is degraded the study's way (4x4 box average); the model sees its window's LR
-frames bilinearly upsampled (as in training) and gives the luma, bicubic gives the chroma
+The HR frames are degraded the study's way (4x4 box average); the model sees its window's LR
+frames (vsr.infer.predict, as in training) and gives the luma, bicubic gives the chroma
 (as `vsr upscale` does). A crop with the most detail is shown at native pixels, the LR input
 enlarged by pixel repetition; the labels carry each panel's Y-PSNR (vsr.infer.evaluate's protocol).
 """
@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from vsr.fs import atomic_path
-from vsr.infer.checkpoint import centred_windows, load_model, predict_y, read_frames, with_luma
+from vsr.infer.checkpoint import centred_windows, load_model, read_frames, with_luma
+from vsr.infer.predict import predict_y
 from vsr.media.io import MediaError, probe
 from vsr.metrics import bicubic_upscale, psnr, rgb_to_studio_y
-from vsr.models.vsrnet import SCALE, degrade
+from vsr.models.vsrnet import SCALE
 
 GAP, HEADER = 6, 28  # pixels between panels, label strip above them
 
@@ -58,10 +59,10 @@ def sample_image(checkpoint, video, out, frame: int | None = None, size: int = 2
     H, W = win.shape[-2] // SCALE * SCALE, win.shape[-1] // SCALE * SCALE
     hr = win[..., :H, :W]
     c = model.frames // 2
-    lr = F.avg_pool2d(hr[c : c + 1], SCALE)
-    bic = bicubic_upscale(lr, (H, W))[0]
-    sr = with_luma(bic, predict_y(model, degrade(hr[None])[0]))
-    lr_big = lr[0].repeat_interleave(SCALE, -2).repeat_interleave(SCALE, -1)
+    lr = F.avg_pool2d(hr, SCALE)
+    bic = bicubic_upscale(lr[c : c + 1], (H, W))[0]
+    sr = with_luma(bic, predict_y(model, lr))
+    lr_big = lr[c].repeat_interleave(SCALE, -2).repeat_interleave(SCALE, -1)
     ref = rgb_to_studio_y(hr[c : c + 1])
     db = {k: psnr(rgb_to_studio_y(x[None]), ref, SCALE).item() for k, x in (("bicubic", bic), ("VSRNet", sr))}
     y0, x0, h, w = _detail_crop(ref[0, 0], size)

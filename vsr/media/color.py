@@ -1,4 +1,5 @@
-"""The one YUV -> RGB conversion used everywhere (PNG extraction and every loader backend).
+"""The one YUV -> RGB conversion used everywhere (PNG extraction and every loader backend),
+and its inverse for writing video (`vsr upscale`).
 
 Decoders disagree on colour conversion (NVDEC's RGB output and FFmpeg's rgb24 differ by ~3
 levels), so we never use theirs: every backend hands us the decoded 4:2:0 planes and this
@@ -10,6 +11,7 @@ chroma sample covers its 2x2 luma block), which makes crops at even offsets exac
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 # (Kr, Kb) luma coefficients per matrix.
 MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
@@ -59,3 +61,16 @@ def yuv420_to_rgb(
     if out_dtype == torch.uint8:
         return rgb.to(torch.uint8)
     return rgb.div_(255.0).to(out_dtype)
+
+
+def rgb_to_yuv420(rgb: torch.Tensor, matrix: str = "bt601", full_range: bool = False):
+    """RGB [3, H, W] in [0, 1] -> uint8 planes y [H, W], u/v [H/2, W/2]: the inverse of
+    yuv420_to_rgb (chroma averaged over the 2x2 block that conversion replicates)."""
+    kr, kb = MATRICES[matrix]
+    r, g, b = (rgb.float().clamp(0, 1) * 255.0).unbind(0)
+    y = kr * r + (1.0 - kr - kb) * g + kb * b
+    cb, cr = (b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr))
+    if not full_range:
+        y, cb, cr = 16.0 + y * (219.0 / 255.0), cb * (224.0 / 255.0), cr * (224.0 / 255.0)
+    u, v = (F.avg_pool2d(c[None, None], 2)[0, 0] + 128.0 for c in (cb, cr))
+    return tuple(p.round().clamp(0, 255).to(torch.uint8) for p in (y, u, v))

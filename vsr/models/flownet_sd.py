@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vsr.errors import CheckpointError
+from vsr.models import weights
 
 DIV_FLOW = 20.0  # the network predicts flow / 20
 
@@ -100,31 +101,27 @@ class FlowNetSD(nn.Module):
             self.predict_flow2.bias.zero_()
 
 
+def checkpoint_width(state: dict) -> float | None:
+    """The `width` a FlowNet-SD state dict was built with (from conv0's channels), if it has conv0."""
+    w = state.get("conv0.0.weight")
+    return None if w is None or not hasattr(w, "shape") else w.shape[0] / 64
+
+
 def load_checkpoint(net: FlowNetSD, path: str | os.PathLike) -> None:
-    """Load flownet2-pytorch's checkpoint strictly; errors list the mismatched keys."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: FlowNet2-SD checkpoint not found") from None
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__})") from None
+    """Load flownet2-pytorch's checkpoint (a dict whose `state_dict` holds the weights, or the
+    state dict itself) strictly; a wrong kind or width of file is refused in one line."""
+    ckpt = weights.read(path, "FlowNet2-SD checkpoint")
+    if isinstance(ckpt, dict) and "model" in ckpt and "cfg" in ckpt:
+        raise CheckpointError(
+            f"{path}: this is a VSRNet checkpoint (vsr.train's final.pt / train_state.pt), not FlowNet2-SD"
+        )
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: no state_dict in checkpoint")
-    own = net.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected}")
-        if shape:
-            parts.append(
-                "wrong shape "
-                + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in shape)
-            )
-        raise CheckpointError(f"{path}: does not match FlowNetSD: " + "; ".join(parts))
-    net.load_state_dict(state, strict=True)
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path}: no FlowNet2-SD state_dict in checkpoint")
+    have, want = checkpoint_width(state), checkpoint_width(net.state_dict())
+    if have is not None and have != want and set(state) == set(net.state_dict()):
+        raise CheckpointError(
+            f"{path}: FlowNet2-SD of width {have:g} ({state['conv0.0.weight'].shape[0]} channels in conv0), "
+            f"the model's flownet.width is {want:g}"
+        )
+    weights.load_into(net, state, path, "FlowNet2-SD")

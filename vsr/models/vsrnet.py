@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vsr.errors import ConfigError
 from vsr.models.flownet_sd import FlowNetSD, load_checkpoint
 from vsr.models.warp import warp
 
@@ -62,15 +63,18 @@ def dis_flow(ref: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 
 
 class VSRNet(nn.Module):
+    """Construction is pure: it reads no file and accepts every valid combination (a frozen
+    FlowNet-SD starts random until `load_flownet` fills it). `dense_conv1`: see features()."""
+
     def __init__(
         self,
         frames: int = 3,
         features=(64, 32),
         flow_mode: str = "finetune",
-        flownet_checkpoint: str | None = None,
         flownet_width: float = 1.0,
         head: str = "residual",
         batch_norm: bool = False,
+        dense_conv1: bool | None = None,
     ):
         super().__init__()
         if frames < 1 or frames % 2 == 0:
@@ -79,13 +83,8 @@ class VSRNet(nn.Module):
             raise ValueError(f"flownet.mode must be one of {FLOW_MODES}, got {flow_mode!r}")
         if head not in HEADS:
             raise ValueError(f"model.head must be one of {HEADS}, got {head!r}")
-        if flow_mode == "frozen" and not flownet_checkpoint:
-            raise ValueError(
-                "flownet.mode: frozen needs flownet.checkpoint (a frozen random "
-                "FlowNet is useless); use finetune, dis or none"
-            )
         self.frames, self.flow_mode, self.head, self.batch_norm = frames, flow_mode, head, batch_norm
-        self.dense_conv1 = None  # see features(): None = on CUDA only; same function either way
+        self.dense_conv1 = dense_conv1
         f1, f2 = features
         self.conv1 = _conv(1, f1, 9, batch_norm)
         self.conv2 = _conv(f1 * frames, f2, 5, batch_norm)
@@ -98,27 +97,20 @@ class VSRNet(nn.Module):
         self.flownet = None
         if flow_mode in ("frozen", "finetune"):
             self.flownet = FlowNetSD(flownet_width)
-            if flownet_checkpoint:
-                load_checkpoint(self.flownet, flownet_checkpoint)
-            else:
-                self.flownet.small_init_flow()
-            if flow_mode == "frozen":
-                self.flownet.requires_grad_(False)
+            self.flownet.small_init_flow()
+            self.flownet.requires_grad_(flow_mode == "finetune")
+
+    def load_flownet(self, path) -> None:
+        """Pretrained FlowNet2-SD weights (flownet2-pytorch's file) into the flow network."""
+        if self.flownet is None:
+            raise ValueError(f"flownet.mode {self.flow_mode} has no FlowNet-SD to load {path} into")
+        load_checkpoint(self.flownet, path)
 
     def train(self, mode: bool = True):
         super().train(mode)
         if self.flownet is not None and self.flow_mode == "frozen":
             self.flownet.eval()
         return self
-
-    def sr_parameters(self):
-        """The super-resolution convolutions (everything but FlowNet)."""
-        return [p for n, p in self.named_parameters() if not n.startswith("flownet.")]
-
-    def flow_parameters(self):
-        """FlowNet's trainable parameters (none unless flownet.mode is finetune). Train them
-        at a lower lr than the SR net and never with weight decay (see docs/quality.md)."""
-        return [p for p in self.flownet.parameters() if p.requires_grad] if self.flownet is not None else []
 
     def flow(self, ref: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         if self.flow_mode == "dis":
@@ -194,17 +186,31 @@ def sr_step(model: VSRNet, hr: torch.Tensor, flow_from: str = "lr"):
     return pred, target, rgb_to_y(lr_up[:, c]).float()
 
 
-def build_vsrnet(cfg: dict) -> VSRNet:
-    """The VSRNet a training config describes (the `cfg` stored in train_state.pt / final.pt).
-    model.head defaults to residual and model.batch_norm to false (configs written before
-    these keys existed describe the seed's sigmoid + batch-norm net: name them to load one)."""
+def build_vsrnet(cfg: dict, dense_conv1: bool | None = None) -> VSRNet:
+    """The VSRNet a training config describes (the `cfg` stored in train_state.pt / final.pt),
+    with fresh weights; `load_flownet_weights` fills a pretrained FlowNet-SD. model.head
+    defaults to residual and model.batch_norm to false (configs written before these keys
+    existed describe the seed's sigmoid + batch-norm net: name them to load one)."""
     fl, m = cfg["flownet"], cfg["model"]
     return VSRNet(
         cfg["frames"],
         tuple(m["features"]),
         fl["mode"],
-        fl.get("checkpoint"),
         fl.get("width", 1.0),
         head=m.get("head", "residual"),
         batch_norm=m.get("batch_norm", False),
+        dense_conv1=dense_conv1,
     )
+
+
+def load_flownet_weights(model: VSRNet, cfg: dict) -> None:
+    """flownet.checkpoint into a freshly built model (training); a frozen FlowNet-SD without
+    one is refused (it would stay random)."""
+    path = cfg["flownet"].get("checkpoint")
+    if path and model.flownet is not None:
+        model.load_flownet(path)
+    elif model.flow_mode == "frozen":
+        raise ConfigError(
+            "flownet.mode: frozen needs flownet.checkpoint (a frozen random FlowNet is useless); "
+            "use finetune, dis or none"
+        )

@@ -13,7 +13,7 @@ from vsr.data.nvvl import VideoDataset, VideoLoader
 from vsr.data.png import PngLoader, PngSequenceDataset
 from vsr.data.sampler import WindowSampler
 from vsr.errors import RunError
-from vsr.models.vsrnet import build_vsrnet
+from vsr.models.vsrnet import build_vsrnet, load_flownet_weights
 from vsr.train import state as rs
 from vsr.train.config import changed_settings
 from vsr.train.step import DTYPES
@@ -98,7 +98,9 @@ def build_model(cfg, device, world, log):
         )
     else:
         log.info(f"flownet: mode {fl['mode']}, checkpoint {fl['checkpoint']}")
-    model = build_vsrnet(cfg).to(device)
+    model = build_vsrnet(cfg)
+    load_flownet_weights(model, cfg)
+    model = model.to(device)
     if cfg["channels_last"] and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if cfg["sync_bn"] and world > 1:

@@ -165,8 +165,7 @@ def step_flop(cfg, device, batch, hw) -> float:
 
     from vsr.models.vsrnet import build_vsrnet, sr_step
 
-    model = build_vsrnet(cfg).to(device)
-    model.dense_conv1 = False
+    model = build_vsrnet(cfg, dense_conv1=False).to(device)
     x = torch.rand(1, cfg["frames"], 3, 128, 256, device=device)
     with FlopCounterMode(display=False) as fc:
         pred, target, _ = sr_step(model, x)
