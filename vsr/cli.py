@@ -85,9 +85,7 @@ def _bench_args(sub) -> None:
     b = sub.add_parser("bench-loader", help="time a loader alone (no model)", formatter_class=fmt)
     b.add_argument("--loader", choices=["nvvl", "png", "torchcodec"], required=True, help="loader to time")
     b.add_argument("--backend", default="auto", choices=["auto", "nvdec", "cpu"], help="nvvl decoder")
-    b.add_argument(
-        "--data", type=Path, required=True, help="the workflow's data/{res} folder"
-    )
+    b.add_argument("--data", type=Path, required=True, help="the workflow's data/{res} folder")
     b.add_argument("--split", default="train", help="scenes/{split} (nvvl) or frames/{split} (png)")
     b.add_argument("--batch", type=int, default=7, help="windows per batch")
     b.add_argument("--frames", type=int, default=3, help="frames per window (odd)")
@@ -115,9 +113,7 @@ def _bench_args(sub) -> None:
     b.add_argument("--out", type=Path, default=None, help="append a CSV row here")
     b.set_defaults(func=_bench_loader)
     c = sub.add_parser("nvdec-ceiling", help="all NVDEC engines decoding sequentially", formatter_class=fmt)
-    c.add_argument(
-        "--data", type=Path, required=True, help="the workflow's data/{res} folder"
-    )
+    c.add_argument("--data", type=Path, required=True, help="the workflow's data/{res} folder")
     c.add_argument("--split", default="train", help="scenes/{split}")
     c.add_argument("--decoders", type=int, default=7, help="decoder processes, one session each")
     c.add_argument("--repeat", type=int, default=4, help="decode the files this many times")
