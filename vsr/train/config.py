@@ -118,8 +118,14 @@ class TrainConfig:
         """The typed view of a merged settings dict (workflow-only keys left out)."""
         kinds = {"model": ModelConfig, "flownet": FlowNetConfig, "nvvl": NvvlConfig}
         names = {f.name for f in dataclasses.fields(cls)}
-        vals = {k: (kinds[k](**v) if k in kinds else v) for k, v in cfg.items() if k in names}
+        vals = {k: (_typed(kinds[k], v) if k in kinds else v) for k, v in cfg.items() if k in names}
         return cls(**vals)
+
+
+def _typed(kind, section: dict):
+    """A section's typed view: its dataclass's fields (sub-sections such as flownet.pretrain
+    have views of their own)."""
+    return kind(**{f.name: section[f.name] for f in dataclasses.fields(kind)})
 
 
 def schema_defaults(props: dict) -> dict:
