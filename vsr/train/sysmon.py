@@ -10,11 +10,11 @@ import time
 import psutil
 
 
-def _tree(proc: psutil.Process) -> list[psutil.Process]:
+def _children(proc: psutil.Process) -> list[psutil.Process]:
     try:
-        return [proc, *proc.children(recursive=True)]
+        return proc.children(recursive=True)
     except psutil.Error:
-        return [proc]
+        return []
 
 
 def _nvml():
@@ -37,10 +37,25 @@ class SysMon:
         self._thread = None
         self.started = False
         self.proc = psutil.Process(os.getpid())
+        self.known: dict[int, psutil.Process] = {self.proc.pid: self.proc}
         self.total = psutil.virtual_memory().total
 
+    def _tree(self) -> list[psutil.Process]:
+        """The run's processes, each the same psutil object from sample to sample (cpu_percent
+        measures since that object's previous call; a new one is primed and counts from now)."""
+        procs = [self.proc]
+        for c in _children(self.proc):
+            if c.pid not in self.known:
+                self.known[c.pid] = c
+                try:
+                    c.cpu_percent(None)
+                except psutil.Error:
+                    continue
+            procs.append(self.known[c.pid])
+        return procs
+
     def _sample(self, nv, handle) -> dict:
-        procs = _tree(self.proc)
+        procs = self._tree()
         cpu, mem = 0.0, 0
         for p in procs:
             try:
@@ -67,11 +82,8 @@ class SysMon:
     def _run(self):
         nv = _nvml() if self.gpu_index is not None else None
         handle = nv.nvmlDeviceGetHandleByIndex(self.gpu_index) if nv else None
-        for p in _tree(self.proc):  # prime cpu_percent
-            try:
-                p.cpu_percent(None)
-            except psutil.Error:
-                pass
+        self.proc.cpu_percent(None)  # prime; children are primed as they are first seen
+        self._tree()
         while not self._stop.wait(self.interval):
             self.samples.append(self._sample(nv, handle))
 
