@@ -108,3 +108,19 @@ def test_rgb_to_yuv420_inverts_the_project_conversion():
             assert ((back - rgb).abs() * 255).max() <= 2.01  # 8-bit YUV rounding only
             for a, b in zip((y, u, v), rgb_to_yuv420(back, matrix, full)):
                 assert (a.int() - b.int()).abs().max() <= 1
+
+
+def test_banded_colour_conversion_equals_the_whole_frame(ident):
+    """upscale_frame's yuv420p buffer (bands of 64 rows, a short last one) is exactly
+    rgb_to_yuv420(with_luma(bicubic, model luma)) of the whole frame."""
+    from vsr.infer.checkpoint import load_model
+    from vsr.infer.predict import predict_y
+    from vsr.infer.upscale import upscale_frame
+
+    model, _ = load_model(ident)
+    torch.manual_seed(0)
+    window = [torch.rand(3, 34, 50) for _ in range(3)]
+    buf = upscale_frame(model, window, "bt709", False)
+    y = predict_y(model, torch.stack(window))
+    planes = rgb_to_yuv420(with_luma(bicubic_upscale(window[1][None], y.shape[-2:])[0], y), "bt709", False)
+    assert torch.equal(buf, torch.cat([p.flatten() for p in planes]).reshape(-1, 200))
