@@ -43,6 +43,7 @@ rule aggregate:
         table=report(
             "results/table.md", category="Benchmark", caption="../report/table.rst"
         ),
+        html="results/table.html",
         csv="results/benchmark.csv",
         psnr=report("results/psnr.png", category="Plots", caption="../report/psnr.rst"),
         loss=report(
@@ -57,6 +58,5 @@ rule aggregate:
         "../envs/vsr.yaml"
     params:
         study=config["study"],
-        png_workers=config["train"]["png_workers"],
     script:
         "../workflow/scripts/aggregate.py"

@@ -83,7 +83,7 @@ def test_psnr_plot_is_a_curve_per_run_with_bicubic_per_resolution(runs):
 def test_table_says_smoke_run_and_writes_atomically(runs, tmp_path):
     d, paths = runs
     out = outputs(tmp_path)
-    df = aggregate(paths, STUDY, 0, out, data_root=d / "data")
+    df = aggregate(paths, STUDY, out, data_root=d / "data")
     text = open(out.table).read()
     assert (
         text.startswith("# VSRNet loader benchmark") and "**Smoke run**: 2 of 2 runs trained only 4" in text
@@ -96,7 +96,7 @@ def test_table_says_smoke_run_and_writes_atomically(runs, tmp_path):
     (bad / "metrics.jsonl").write_text('{"kind": "train", "iter": 1}\n{"kind": "va')  # half-written
     (bad / "sysmon.json").write_text("{}")
     with pytest.raises(json.JSONDecodeError):
-        aggregate([*paths, str(bad / "metrics.jsonl")], STUDY, 0, out, data_root=d / "data")
+        aggregate([*paths, str(bad / "metrics.jsonl")], STUDY, out, data_root=d / "data")
     after = {p.name: p.read_bytes() for p in (tmp_path / "results").iterdir()}
     assert after == before  # no 0-byte or half-written table/CSV, no temporary files left
 
@@ -106,7 +106,7 @@ def test_time_columns_add_up_on_a_tiny_run(runs, tmp_path):
     every number is fixed-point; the values are the metrics' own."""
     d, paths = runs
     out = outputs(tmp_path)
-    df = aggregate(paths, STUDY, 0, out, data_root=d / "data")
+    df = aggregate(paths, STUDY, out, data_root=d / "data")
     for path in paths:
         r = df[df["run"] == str(Path(path).parent)].iloc[0]
         recs = [json.loads(x) for x in open(path) if '"train"' in x]
@@ -141,12 +141,12 @@ def test_table_takes_the_cell_from_the_run_not_its_folder(runs, tmp_path):
     shutil.copytree(Path(paths[0]).parent, moved)
     data = tmp_path / "data"
     shutil.copytree(d / "data", data)
-    clean = aggregate([str(moved / "metrics.jsonl")], STUDY, 0, outputs(tmp_path), data_root=data)
+    clean = aggregate([str(moved / "metrics.jsonl")], STUDY, outputs(tmp_path), data_root=data)
     expected = sum(f.stat().st_size for f in (data / "540p/scenes").glob("*/*.mp4")) / 1e9
     junk = data / "540p/scenes/.scene_009.x1y2"  # an interrupted write
     junk.mkdir()
     (junk / "part.mp4").write_bytes(b"\0" * 10**6)
-    df = aggregate([str(moved / "metrics.jsonl")], STUDY, 0, outputs(tmp_path), data_root=data)
+    df = aggregate([str(moved / "metrics.jsonl")], STUDY, outputs(tmp_path), data_root=data)
     assert (df["Data loader"][0], df["Numerical precision"][0]) == ("NVVL", "fp32")
     assert df["Disk space for dataset (GB)"][0] == clean["Disk space for dataset (GB)"][0] == expected
 
@@ -161,7 +161,7 @@ def test_report_pages_render_the_table_and_a_readable_landing_page(runs, tmp_pat
     d, paths = runs
     monkeypatch.chdir(tmp_path)  # the report is made in the workflow's directory
     out = outputs(Path("."))
-    aggregate(paths, STUDY, 0, out, data_root=d / "data")
+    aggregate(paths, STUDY, out, data_root=d / "data")
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     sm = SimpleNamespace(config=config, output=out, wildcards={})
     env = jinja2.Environment()

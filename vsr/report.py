@@ -274,10 +274,9 @@ def markdown(shown: pd.DataFrame) -> str:
     return f"{table}\n\nColumns:\n\n{defs}\n"
 
 
-def aggregate(metrics_paths, study, png_workers, output, data_root="data") -> pd.DataFrame:
+def aggregate(metrics_paths, study, output, data_root="data") -> pd.DataFrame:
     """Table (markdown and HTML), CSV and plots; each file is written whole or not at all.
-    `study`: the config's study (its order orders the rows). `png_workers` is not used: the
-    table shows what each run recorded."""
+    `study`: the config's study (its order orders the rows); each row shows what its run recorded."""
     runs = [read_run(p) for p in metrics_paths]
     df = build_rows(runs, study, data_root=data_root)
     df["smoke"] = df["Iterations"] < SMOKE_ITERS
@@ -417,7 +416,7 @@ def main(argv=None) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     names = ("table.md", "benchmark.csv", "psnr.png", "train_loss.png")
     out = SimpleNamespace(**{k: str(a.out / n) for k, n in zip(("table", "csv", "psnr", "loss"), names)})
-    aggregate(runs, read_config(a.config)["study"], None, out, data_root=a.data)
+    aggregate(runs, read_config(a.config)["study"], out, data_root=a.data)
 
 
 if __name__ == "__main__":

@@ -6,4 +6,4 @@ from vsr.report import aggregate
 from vsr.runner import script_main
 
 s = snakemake  # noqa: F821
-script_main(s, aggregate, s.input.metrics, s.params.study, s.params.png_workers, s.output)
+script_main(s, aggregate, s.input.metrics, s.params.study, s.output)
