@@ -1,4 +1,4 @@
-"""Files: outputs that appear whole or not at all, and disk use."""
+"""Files: outputs that appear whole or not at all, disk use, checksums."""
 
 from __future__ import annotations
 
@@ -52,16 +52,16 @@ def atomic_dir(final: str | os.PathLike):
             shutil.rmtree(tmp)
 
 
-def dir_size_bytes(paths) -> int:
-    """Bytes in the files and folders `paths` (missing ones count 0)."""
-    total = 0
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-        elif p.exists():
-            total += p.stat().st_size
-    return total
+def visible_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder`, leaving out hidden ones and hidden folders' contents
+    (temporaries of an interrupted write)."""
+    if not folder.is_dir():
+        return 0
+    return sum(
+        f.stat().st_size
+        for f in folder.rglob("*")
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+    )
 
 
 def sha256sum(path: str | os.PathLike) -> str:
