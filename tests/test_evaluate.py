@@ -1,5 +1,7 @@
 """`vsr evaluate` on a tiny real clip with tiny checkpoints in final.pt format."""
 
+import json
+
 import av
 import cv2
 import numpy as np
@@ -90,7 +92,9 @@ def test_evaluate_table_and_bicubic_match_independent_computation(inputs):
     assert mean.loc["bicubic", PSNR_COL] == pytest.approx(
         per_clip[per_clip["method"] == "bicubic"][PSNR_COL].mean()
     )
-    assert (d / "e.json").read_text().startswith("{")
+    doc = json.loads((d / "e.json").read_text())  # the same rows as the CSV, with the protocol
+    assert doc["protocol"] and len(doc["rows"]) == len(df)
+    assert pd.DataFrame(doc["rows"])[PSNR_COL].tolist() == pytest.approx(df[PSNR_COL].tolist())
 
 
 def test_bad_checkpoint_is_one_line(inputs, tmp_path):

@@ -28,19 +28,32 @@ def snake(*args, tmp):
     )
 
 
+def job_counts(out: str) -> dict:
+    """Snakemake's "Job stats" table of a dry run: {rule: jobs}."""
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
 def test_dry_run_default_target(tmp_path):
     r = snake("-n", "results/table.md", tmp=tmp_path)
     assert r.returncode == 0, r.stderr
-    out = r.stdout + r.stderr
-    for job in ("synthesize", "split_scenes", "train", "aggregate"):
-        assert job in out
+    counts = job_counts(r.stdout + r.stderr)
+    assert {k: counts.get(k) for k in ("synthesize", "split_scenes", "train", "aggregate")} == {
+        "synthesize": 1,
+        "split_scenes": 1,
+        "train": 8,  # 2 resolutions x 2 loaders x 2 precisions
+        "aggregate": 1,
+    }, counts
 
 
 def test_named_cell_lists_only_its_jobs(tmp_path):
     r = snake("-n", "train_nvvl_fp16", tmp=tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert "aggregate" not in out and "train_png" not in out
+    counts = job_counts(out)
+    assert counts["train"] == 2 and "aggregate" not in counts and "sample" not in counts, counts
+    cells = set(re.findall(r"wildcards: res=(\w+), loader=(\w+), precision=(\w+)", out))
+    assert cells == {("540p", "nvvl", "fp16"), ("720p", "nvvl", "fp16")}
 
 
 def test_bad_config_value_names_the_key(tmp_path):
