@@ -210,3 +210,14 @@ def test_validation_over_two_clips_is_the_mean_of_per_clip_means(two_val_clips):
         assert both[key] == pytest.approx((one[key] + two[key]) / 2, abs=1e-9), key
     assert one[key] != pytest.approx(two[key])  # two different clips, not one clip twice
     assert both["per_clip_psnr_gain"] == [one["per_clip_psnr_gain"][0], two["per_clip_psnr_gain"][0]]
+
+
+def test_an_unwritable_out_folder_is_one_line(clipdir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # --out under a regular file: no folder can be made there
+    cfg = dict(CFG, iterations=1)
+    cmd = [PY, "-m", "vsr.train", "--cfg", json.dumps(cfg), "--data", str(clipdir)]
+    r = run(cmd + ["--out", str(blocker / "run")], timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr[-2000:]
+    assert lines[0].startswith("[vsr.train] error:") and str(blocker / "run") in lines[0]

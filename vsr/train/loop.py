@@ -342,6 +342,9 @@ def main(argv=None) -> None:
     except (VsrError, ValueError) as e:  # bad input or a run that cannot go on: one line, no traceback
         vsr.log.get("vsr.train").error(f"error: {e}")
         sys.exit(1)
+    except OSError as e:  # a folder or file the run cannot create or write (read-only, not a folder)
+        vsr.log.get("vsr.train").error(f"error: {e.filename or a.out}: {e.strerror or e}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
