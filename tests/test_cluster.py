@@ -167,7 +167,8 @@ def test_data_half_and_a_training_cell_through_slurm(slurm, tmp_path):
         "squeue",
         "--slurm-init-seconds-before-status-checks",
         "2",
-        "--set-threads",
+        "--set-threads",  # replaces the profile's set-threads: every multi-core rule, sized to the 2-CPU node
+        "synthesize=2",
         "transcode=1",
         "train=2",
         "--set-resources",
