@@ -106,6 +106,11 @@ class VSRNet(nn.Module):
             raise ValueError(f"flownet.mode {self.flow_mode} has no FlowNet-SD to load {path} into")
         load_checkpoint(self.flownet, path)
 
+    def flow_parameters(self) -> list[nn.Parameter]:
+        """FlowNet's trainable parameters (none unless flownet.mode is finetune): trained at a
+        lower lr than the SR net and never with weight decay (vsr.train.optim)."""
+        return [p for p in self.flownet.parameters() if p.requires_grad] if self.flownet is not None else []
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.flownet is not None and self.flow_mode == "frozen":
