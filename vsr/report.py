@@ -286,7 +286,6 @@ def main(argv=None) -> None:
         default=[Path(__file__).parents[1] / "config.yaml"],
         help="the workflow config (and overlays) whose study the runs belong to",
     )
-    ap.add_argument("--png-workers", type=int, help="ignored: the table shows each run's own setting")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     runs = sorted(str(p) for p in a.runs.glob("*/*/metrics.jsonl"))
