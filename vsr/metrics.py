@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+WINDOW, SIGMA = 11, 1.5  # SSIM's Gaussian window
+
 
 def metric_name(kind: str, scale: int, crop: int) -> str:
     return f"{kind}-Y-box{scale}x-crop{crop}"
@@ -26,9 +28,9 @@ def studio_y(y_full: torch.Tensor, quantise: bool = True) -> torch.Tensor:
 
 def rgb_to_studio_y(rgb: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1], channel dim -3 -> studio-range Y [.., 1, H, W] from 8-bit-rounded RGB."""
-    q = (rgb.double().clamp(0.0, 1.0) * 255.0).round()
-    r, g, b = q.unbind(-3)
-    return (16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0).unsqueeze(-3)
+    r, g, b = rgb.double().clamp(0.0, 1.0).mul_(255.0).round_().unbind(-3)
+    y = (65.481 * r).add_(128.553 * g).add_(24.966 * b)
+    return y.div_(255.0).add_(16.0).unsqueeze(-3)
 
 
 def _crop(x: torch.Tensor, crop: int) -> torch.Tensor:
@@ -41,7 +43,7 @@ def psnr(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
     return 10.0 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
 
 
-def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian(size: int = WINDOW, sigma: float = SIGMA) -> torch.Tensor:
     """The normalised 1-D Gaussian; the 2-D window is its outer product (applied separably)."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
@@ -49,8 +51,16 @@ def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 
 def _window(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """x [B, 1, H, W] filtered by the 2-D Gaussian window (valid region): rows, then columns."""
-    return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
+    """x [B, 1, H, W] filtered by the 2-D Gaussian window (valid region): rows, then columns.
+    On the CPU through OpenCV's separable filter (as BasicSR computes SSIM; ~20x faster than
+    torch's float64 conv at 2560x1088): the same normalised kernel, its border dropped."""
+    if x.device.type != "cpu":
+        return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
+    B, _, H, W = x.shape
+    r, out = WINDOW // 2, np.empty((B, H, W))
+    for i, p in enumerate(x.reshape(B, H, W).numpy()):
+        cv2.GaussianBlur(p, (WINDOW, WINDOW), SIGMA, dst=out[i])
+    return torch.from_numpy(out)[:, None, r:-r, r:-r]
 
 
 def ssim(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
@@ -58,9 +68,8 @@ def ssim(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
     x, y = _crop(pred, crop).double(), _crop(ref, crop).double()
     g = _gaussian().to(x.device)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    B = x.shape[0]
-    mx, my, xx, yy, xy = _window(torch.cat([x, y, x * x, y * y, x * y]), g).split(B)
-    sxx, syy, sxy = xx - mx**2, yy - my**2, xy - mx * my
+    mx, my = _window(x, g), _window(y, g)
+    sxx, syy, sxy = _window(x * x, g) - mx**2, _window(y * y, g) - my**2, _window(x * y, g) - mx * my
     m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
     return m.mean(dim=(1, 2, 3))
 
