@@ -18,3 +18,15 @@ def test_cpu_load_counts_child_processes():
         k.wait()
     # two busy children on a 2-core machine: well above the trainer's own ~0% (one core = 100)
     assert summary["cpu_percent_mean"] > 80, summary
+
+
+def test_a_run_shorter_than_one_interval_still_has_its_cpu_use():
+    """stop() samples the tail since the last sample: a 0.6 s busy run under a 5 s interval
+    reports its CPU (this thread's busy loop: about one core), not an empty summary."""
+    mon = SysMon(interval=5.0).start()
+    t = time.time()
+    while time.time() - t < 0.6:
+        pass
+    summary = mon.stop()
+    assert summary["samples"] == 1 and 0.5 < summary["seconds"] < 2.0, summary
+    assert summary["cpu_percent_mean"] > 50, summary

@@ -27,8 +27,12 @@ def _nvml():
         return None
 
 
+MIN_TAIL = 0.02  # s: a shorter tail at stop() is not sampled (too short for a CPU rate)
+
+
 class SysMon:
-    """Samples every `interval` seconds in a thread between start() and stop()."""
+    """Samples every `interval` seconds in a thread between start() and stop(), and the tail
+    since the last sample at stop(); means are over time (each sample weighted by its span)."""
 
     def __init__(self, interval: float = 0.5, gpu_index: int | None = None):
         self.interval, self.gpu_index = interval, gpu_index
@@ -84,8 +88,16 @@ class SysMon:
         handle = nv.nvmlDeviceGetHandleByIndex(self.gpu_index) if nv else None
         self.proc.cpu_percent(None)  # prime; children are primed as they are first seen
         self._tree()
-        while not self._stop.wait(self.interval):
-            self.samples.append(self._sample(nv, handle))
+        last = time.time()
+        while True:
+            stopped = self._stop.wait(self.interval)
+            if stopped and time.time() - last < MIN_TAIL:
+                return
+            s = self._sample(nv, handle)  # at stop: the tail since the last sample (a short run's only one)
+            s["dt"], last = s["t"] - last, s["t"]
+            self.samples.append(s)
+            if stopped:
+                return
 
     def start(self) -> SysMon:
         self.started = True
@@ -103,10 +115,11 @@ class SysMon:
         s = self.samples
         if not s:
             return {"samples": 0}
-        mean = lambda k: sum(x[k] for x in s) / len(s)  # noqa: E731
+        seconds = sum(x["dt"] for x in s)
+        mean = lambda k: sum(x[k] * x["dt"] for x in s) / seconds  # noqa: E731  (over time)
         out = {
             "samples": len(s),
-            "seconds": s[-1]["t"] - s[0]["t"],
+            "seconds": seconds,
             "load1_mean": mean("load1"),
             "load1_max": max(x["load1"] for x in s),
             "cpu_percent_mean": mean("cpu_percent"),
