@@ -34,6 +34,9 @@ from vsr.media.render import make_scene, pair_flow, render
 
 REF_HEIGHT = 540  # speeds are given in LR pixels of this resolution (scale 4)
 MAX_LAYERS = 7  # background + at most 6 cut-outs
+# x264 threads of the source's encode: fixed, so the bytes do not depend on the machine (x264 is
+# deterministic for a given thread count); the one encode runs beside the render processes
+ENCODE_THREADS = 8
 
 
 def flow_path(video: str | Path) -> Path:
@@ -179,8 +182,8 @@ def _encode(frames, video: Path, flow: Path, fps: int, crf: int, total: int, sce
 
 
 def _x264_reproducible() -> dict:
-    """x264 options for the same bytes from the same frames on every run: one thread, and on a
-    CPU with AVX-512 its AVX2 code (x264's AVX-512 path gave a different crf encode of identical
+    """x264 options for the same bytes from the same frames on every run: on a CPU with AVX-512
+    its AVX2 code (x264's AVX-512 path gave a different crf encode of identical
     frames run to run on a 2-core AVX-512 AMD EPYC VM; AVX2 and plain C agree with themselves)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -193,7 +196,12 @@ def _stream(c, fps: int, crf: int, shape):
     st = c.add_stream("libx264", rate=fps)
     st.height, st.width = shape[:2]
     st.pix_fmt = "yuv420p"
-    st.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", **_x264_reproducible()}
+    st.options = {
+        "crf": str(crf),
+        "preset": "veryfast",
+        "threads": str(ENCODE_THREADS),
+        **_x264_reproducible(),
+    }
     st.codec_context.colorspace = 6  # SMPTE170M (BT.601)
     st.codec_context.color_range = 1  # limited
     return st
