@@ -2,6 +2,7 @@
 over training with bicubic references, and the 4-panel side-by-side sample."""
 
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import PY, ROOT, run
 from tiny import make_clip
 
@@ -205,3 +207,21 @@ def test_table_names_the_commit_from_vsr_commit_when_set(monkeypatch):
     assert _commit() == (head.stdout.strip() if head.returncode == 0 else "unknown")
     monkeypatch.setenv("VSR_COMMIT", "abc1234")
     assert _commit() == "abc1234"
+
+
+def test_idle_keeps_the_host_work_before_a_pause_and_leaves_the_pause_out():
+    """StepClock: the next step's idle is the host time after a step, before and after a
+    pause (validation, checkpoint), never the pause itself (the wall figure leaves it out too)."""
+    from vsr.train.step import StepClock
+
+    clock = StepClock(torch.device("cpu"))
+    clock.start()
+    clock.end()
+    time.sleep(0.02)  # host work after the step (losses, progress bar)
+    clock.pause()
+    time.sleep(0.3)  # validation
+    clock.resume()
+    time.sleep(0.01)
+    clock.start()
+    compute, idle = StepClock.read(clock.end())
+    assert compute >= 0 and 29 <= idle < 300, idle  # 20 + 10 ms of host work; the 300 ms pause left out

@@ -201,6 +201,7 @@ class Trainer:
         if not (images or val or ckpt):
             return
         p0 = sync(self.device)
+        self.clock.pause()
         if images:
             log_images(self.writer, hr, pred, target, it)
         if val:

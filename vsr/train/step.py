@@ -57,14 +57,16 @@ class StepClock:
     stream (no waiting; they are read back with the losses, a block late). On CPU, where ops run
     synchronously, host timestamps of the same boundaries.
 
-    A stamp is (idle_from, start, end): compute = start -> end; idle = idle_from -> start, where
-    idle_from is the end of the previous step or of a pause (validation, checkpoint, images), so
-    idle is the time the device waited for the host and the loader."""
+    A stamp is (idle_from, gap, start, end): compute = start -> end; idle = idle_from -> start
+    (idle_from: the end of the previous step) less the gap of a pause between them (validation,
+    checkpoint, images: pause() -> resume()), so idle is the time the device waited for the host
+    and the loader, the host's work before a pause included, and Compute + Idle add up to the
+    run's wall time less its pauses."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
         self.idle_from = None  # None before a run's first step: no idle to count
-        self.begin = None
+        self.begin = self.paused_at = self.gap = None
 
     def _mark(self):
         if not self.cuda:
@@ -77,21 +79,33 @@ class StepClock:
         self.begin = self._mark()
 
     def end(self) -> tuple:
-        stamp = (self.idle_from, self.begin, self._mark())
-        self.idle_from = stamp[2]
+        stamp = (self.idle_from, self.gap, self.begin, self._mark())
+        self.idle_from, self.gap = stamp[3], None
         return stamp
 
+    def pause(self) -> None:
+        self.paused_at = self._mark()
+
     def resume(self) -> None:
-        """After a pause: idle counts from now."""
-        self.idle_from = self._mark()
+        """After a pause: it is left out of the next step's idle (before any step: idle from now)."""
+        mark = self._mark()
+        if self.idle_from is None or self.paused_at is None:
+            self.idle_from = mark
+        else:
+            self.gap = (self.paused_at, mark)
+        self.paused_at = None
 
     @staticmethod
     def read(stamp) -> tuple[float, float | None]:
         """(compute ms, idle ms or None) of a finished stamp."""
-        idle_from, begin, end = stamp
-        if isinstance(begin, float):
-            return (end - begin) * 1e3, None if idle_from is None else (begin - idle_from) * 1e3
-        return begin.elapsed_time(end), None if idle_from is None else idle_from.elapsed_time(begin)
+        idle_from, gap, begin, end = stamp
+
+        def ms(a, b) -> float:
+            return (b - a) * 1e3 if isinstance(a, float) else a.elapsed_time(b)
+
+        if idle_from is None:
+            return ms(begin, end), None
+        return ms(begin, end), ms(idle_from, begin) - (ms(*gap) if gap else 0.0)
 
 
 class Meter:
