@@ -54,9 +54,9 @@ COLUMNS = {
     "Compute (ms/it)": "mean time from the start to the end of a step's work: CUDA events on the "
     "training stream on a GPU, host timestamps of the same boundaries on CPU (where ops run "
     "synchronously).",
-    "Idle (ms/it)": "mean time from the end of one step's work (or of a validation, checkpoint or "
-    "image-logging pause) to the start of the next: the device waiting for the host and the loader, "
-    "measured like Compute, so Compute + Idle = Wall.",
+    "Idle (ms/it)": "mean time from the end of one step's work to the start of the next, less any "
+    "validation, checkpoint or image-logging pause between them: the device waiting for the host and "
+    "the loader, measured like Compute, so Compute + Idle = Wall.",
     "next() wait (ms)": "host time spent in next() on every iteration, unsynchronised (mean).",
     "next() wait p95 (ms)": "the 95th percentile of the same.",
     "Images/s": "training windows per second over all processes in the steady state (after "
