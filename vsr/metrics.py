@@ -50,11 +50,12 @@ def _gaussian(size: int = WINDOW, sigma: float = SIGMA) -> torch.Tensor:
     return g / g.sum()
 
 
-def _window(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """x [B, 1, H, W] filtered by the 2-D Gaussian window (valid region): rows, then columns.
-    On the CPU through OpenCV's separable filter (as BasicSR computes SSIM; ~20x faster than
-    torch's float64 conv at 2560x1088): the same normalised kernel, its border dropped."""
+def _window(x: torch.Tensor) -> torch.Tensor:
+    """x [B, 1, H, W] filtered by SSIM's 2-D Gaussian window (valid region), separably. On the
+    CPU through OpenCV's GaussianBlur with the same normalised kernel, its border dropped (as
+    BasicSR computes SSIM; 7.6 ms per 2560x1088 float64 plane, where torch's conv took ~0.4 s)."""
     if x.device.type != "cpu":
+        g = _gaussian().to(x)
         return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
     B, _, H, W = x.shape
     r, out = WINDOW // 2, np.empty((B, H, W))
@@ -66,10 +67,9 @@ def _window(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def ssim(pred: torch.Tensor, ref: torch.Tensor, crop: int = 4) -> torch.Tensor:
     """Per-image SSIM of [B, 1, H, W] images on the [0, 255] scale -> [B]."""
     x, y = _crop(pred, crop).double(), _crop(ref, crop).double()
-    g = _gaussian().to(x.device)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mx, my = _window(x, g), _window(y, g)
-    sxx, syy, sxy = _window(x * x, g) - mx**2, _window(y * y, g) - my**2, _window(x * y, g) - mx * my
+    mx, my = _window(x), _window(y)
+    sxx, syy, sxy = _window(x * x) - mx**2, _window(y * y) - my**2, _window(x * y) - mx * my
     m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
     return m.mean(dim=(1, 2, 3))
 

@@ -182,9 +182,9 @@ def _encode(frames, video: Path, flow: Path, fps: int, crf: int, total: int, sce
 
 
 def _x264_reproducible() -> dict:
-    """x264 options for the same bytes from the same frames on every run: on a CPU with AVX-512
-    its AVX2 code (x264's AVX-512 path gave a different crf encode of identical
-    frames run to run on a 2-core AVX-512 AMD EPYC VM; AVX2 and plain C agree with themselves)."""
+    """x264 options for the same bytes from the same frames on every run: on a CPU with AVX-512,
+    x264's AVX2 code (its AVX-512 path gave a different crf encode of identical frames run to
+    run on a 2-core AVX-512 AMD EPYC VM; AVX2 and plain C agree with themselves)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
