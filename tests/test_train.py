@@ -4,9 +4,13 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import PY, ROOT, run
+
+from vsr.report import _timing
+from vsr.runs import read_run
 
 CFG = {
     "loader": "nvvl",
@@ -92,6 +96,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(clipdir, tmp_path):
     assert loss == {x["iter"]: x["loss"] for x in whole if x["kind"] == "train"}  # bit-equal on CPU
     a, b = (torch.load(d / "final.pt", weights_only=True)["model"] for d in (out, ref))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the table's time columns cover the iterations its speed does: after the continuation
+    mon = json.loads((out / "sysmon.json").read_text())
+    assert mon["steady_iters"] == [done + 1, 8]
+    after = [x["compute_ms"] for x in resumed if x["kind"] == "train" and x["iter"] > done + 1]
+    assert _timing(read_run(out / "metrics.jsonl"))["Compute (ms/it)"] == pytest.approx(np.mean(after))
 
 
 def test_bad_data_dir_is_one_line(tmp_path):

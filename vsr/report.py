@@ -60,7 +60,8 @@ COLUMNS = {
     "next() wait (ms)": "host time spent in next() on every iteration, unsynchronised (mean).",
     "next() wait p95 (ms)": "the 95th percentile of the same.",
     "Images/s": "training windows per second over all processes in the steady state (after "
-    "warmup_iters, pauses left out).",
+    "warmup_iters, pauses left out; a run continued from a checkpoint: after it continued, and every "
+    "time and system column of its row covers the same iterations).",
     "TFLOP/s per GPU": "the useful FLOPs of a step (torch's FlopCounterMode) x steps per second, per GPU.",
     "GPU busy, events (%)": "Compute / Wall.",
     "GPU busy, NVML (%)": "mean of NVML's utilisation samples (the share of time any kernel ran).",
@@ -94,10 +95,12 @@ def _col(df: pd.DataFrame, key: str) -> pd.Series:
 
 
 def _timing(run: Run) -> dict:
-    """The time columns of one run (ms per iteration), from its steady-state records."""
+    """The time columns of one run (ms per iteration), from the records of the steady state that
+    its speed and system figures cover (a continued run: the part after it continued)."""
     mon, cfg, train = run.sysmon, run.cfg, run.train
-    warm = mon.get("warmup_iters", 1)
-    steady = train[train["iter"] > warm] if (train["iter"] > warm).any() else train
+    lo, hi = mon.get("steady_iters") or (mon.get("warmup_iters", 1), train["iter"].max())
+    sel = (train["iter"] > lo) & (train["iter"] <= hi)
+    steady = train[sel] if sel.any() else train
     world = mon.get("world_size", 1)
     ips = mon.get("images_per_s") or steady["images_per_s"].mean()
     wall = cfg["batch"] * world / ips * 1e3

@@ -279,6 +279,7 @@ class Trainer:
             steady_its = self.it - self.it_steady
             wall = max(t_end - self.t_steady - self.paused, 1e-9)
             s["images_per_s"] = steady_its * self.images / wall if steady_its else None
+            s["steady_iters"] = [self.it_steady, self.it]  # the iterations (from, to] these figures cover
         s = s or {"samples": 0}
         crop = self.train_loader.sampler.crop
         s.update(
